@@ -1,0 +1,33 @@
+# The two commands of the README: `make test` and `make run`. Both install what they need: uv (from PyPI, into
+# .tools/, when it is not on PATH), the locked environment, and Postgres (embedded, unless DATABASE_URL is set).
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(CURDIR)/.tools/uv/bin/uv
+endif
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: test run sync lint typecheck pytest
+
+$(CURDIR)/.tools/uv/bin/uv:
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.tools/uv uv
+
+sync: $(UV)
+	$(UV) sync --locked
+
+lint: sync
+	$(UV) run --no-sync ruff format --check .
+	$(UV) run --no-sync ruff check .
+
+typecheck: sync
+	$(UV) run --no-sync mypy
+
+pytest: sync
+	$(UV) run --no-sync pytest
+
+test: lint typecheck pytest
+
+run: sync
+	$(UV) run --no-sync journal dev --host $(HOST) --port $(PORT)

@@ -1,0 +1,109 @@
+"""Shared fixtures: a real Postgres for the whole run, and a fresh, migrated database for each test.
+
+Postgres is ``DATABASE_URL`` when set (the role needs CREATEDB), otherwise an embedded server from pgserver. The
+journal is append-only, so tests cannot empty it: each test gets its own database, copied from a template that
+was migrated once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from journal_api.embedded import EmbeddedPostgres
+from journal_api.migrations import apply_migrations, load_migrations
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def database_url(server_url: str, name: str) -> str:
+    """The URL of database ``name`` on the server of ``server_url``."""
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+
+
+async def _create_database(server_url: str, name: str, template: str | None = None) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        suffix = f" TEMPLATE {template}" if template else ""
+        await conn.execute(f"CREATE DATABASE {name}{suffix}")
+    finally:
+        await conn.close()
+
+
+async def _drop_database(server_url: str, name: str) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def migrations_dir() -> Path:
+    """The repository's migrations folder."""
+    return MIGRATIONS
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of a database on a running Postgres 16 server, for the whole test run."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("postgres") / "data", on_stop="delete")
+    try:
+        yield server.dsn
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def template_name(postgres_url: str) -> Iterator[str]:
+    """A database with every migration applied, to copy for each test."""
+    name = f"journal_template_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        await _create_database(postgres_url, name)
+        conn = await asyncpg.connect(database_url(postgres_url, name))
+        try:
+            await apply_migrations(conn, load_migrations(MIGRATIONS))
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    yield name
+    asyncio.run(_drop_database(postgres_url, name))
+
+
+@pytest.fixture
+async def db_url(postgres_url: str, template_name: str) -> AsyncIterator[str]:
+    """The URL of a fresh, migrated, empty journal database for this test alone."""
+    name = f"journal_test_{uuid.uuid4().hex[:12]}"
+    await _create_database(postgres_url, name, template=template_name)
+    yield database_url(postgres_url, name)
+    await _drop_database(postgres_url, name)
+
+
+@pytest.fixture
+async def empty_db_url(postgres_url: str) -> AsyncIterator[str]:
+    """The URL of a fresh database with no migration applied."""
+    name = f"journal_empty_{uuid.uuid4().hex[:12]}"
+    await _create_database(postgres_url, name)
+    yield database_url(postgres_url, name)
+    await _drop_database(postgres_url, name)
+
+
+@pytest.fixture
+async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to this test's journal database."""
+    connection = await asyncpg.connect(db_url)
+    yield connection
+    await connection.close()

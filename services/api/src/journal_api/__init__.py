@@ -1,0 +1,3 @@
+"""The trading engine's event journal: repository, migrations, redaction and the live stream server."""
+
+__all__: list[str] = []

@@ -1,0 +1,40 @@
+"""An embedded Postgres 16 for development and tests, from the ``pgserver`` package.
+
+pgserver ships real Postgres binaries on PyPI and copes with running as root (it runs the server as a system user
+of its own), which plain ``initdb`` refuses. The server listens on a Unix socket only.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["EmbeddedPostgres"]
+
+
+class EmbeddedPostgres:
+    """A Postgres server whose data lives in ``pgdata``; started on construction, stopped by :meth:`stop`.
+
+    ``on_stop="delete"`` also removes the data folder (tests); ``"stop"`` keeps it for next time (``make run``).
+    """
+
+    def __init__(self, pgdata: Path, *, on_stop: Literal["stop", "delete"] = "stop") -> None:
+        with warnings.catch_warnings():
+            # Without XDG_RUNTIME_DIR (CI, root shells) pgserver keeps its lock in /tmp/runtime-<uid>, which is
+            # what we want; the warning platformdirs gives about it says nothing anyone can act on.
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+            try:
+                import pgserver  # noqa: PLC0415 - a development dependency: imported only when wanted
+            except ImportError:  # pragma: no cover - reached only in an install without the dev dependencies
+                raise RuntimeError(
+                    "no DATABASE_URL is set and pgserver is not installed: set DATABASE_URL to a Postgres 16 "
+                    "database, or run from the repository with `make run`"
+                ) from None
+        pgdata.mkdir(parents=True, exist_ok=True)
+        self._server = pgserver.get_server(pgdata, cleanup_mode=on_stop)
+        self.dsn: str = self._server.get_uri()
+
+    def stop(self) -> None:
+        """Stop the server (and delete its data when asked to)."""
+        self._server.cleanup()
