@@ -25,14 +25,14 @@ class EmbeddedPostgres:
             # what we want; the warning platformdirs gives about it says nothing anyone can act on.
             warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
             try:
-                import pgserver  # noqa: PLC0415 - a development dependency: imported only when wanted
+                from pgserver.postgres_server import get_server  # a dev dependency: imported only when wanted
             except ImportError:  # pragma: no cover - reached only in an install without the dev dependencies
                 raise RuntimeError(
                     "no DATABASE_URL is set and pgserver is not installed: set DATABASE_URL to a Postgres 16 "
                     "database, or run from the repository with `make run`"
                 ) from None
         pgdata.mkdir(parents=True, exist_ok=True)
-        self._server = pgserver.get_server(pgdata, cleanup_mode=on_stop)
+        self._server = get_server(pgdata, cleanup_mode=on_stop)
         self.dsn: str = self._server.get_uri()
 
     def stop(self) -> None:

@@ -1,0 +1,66 @@
+"""Redaction of secrets in event payloads: applied on write and again on every read path.
+
+See docs/20_EVENT_JOURNAL.md#redaction for the rules this module implements.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["REDACTED", "is_sensitive_key", "looks_secret", "redact", "redact_text"]
+
+REDACTED = "[REDACTED]"
+
+# Compared against keys lower-cased with "-" and "_" removed, by containment: `db_password`, `X-Api-Key` and
+# `refresh_token` all contain one of these.
+_SENSITIVE_PARTS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "privatekey",
+    "authorization",
+    "cookie",
+    "passphrase",
+    "signature",
+    "credentials",
+    "mnemonic",
+    "seedphrase",
+)
+
+_SECRET_VALUE = re.compile(
+    r"(?i:\bbearer\s+[a-z0-9\-._~+/]{8,}=*)"  # an HTTP bearer credential: real tokens are long
+    r"|\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"  # a JWT: base64url JSON header, payload, signature
+    r"|-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"  # a PEM private key of any kind
+)
+
+
+def is_sensitive_key(key: str) -> bool:
+    """Whether the value under ``key`` must never be shown."""
+    folded = key.lower().replace("-", "").replace("_", "")
+    return any(part in folded for part in _SENSITIVE_PARTS)
+
+
+def looks_secret(text: str) -> bool:
+    """Whether a string contains a bearer token, a JWT or a PEM private key."""
+    return _SECRET_VALUE.search(text) is not None
+
+
+def redact_text(text: str | None) -> str | None:
+    """``text`` itself, or :data:`REDACTED` when it looks like a secret."""
+    if text is not None and looks_secret(text):
+        return REDACTED
+    return text
+
+
+def redact(value: Any) -> Any:
+    """A copy of a JSON value with sensitive keys' values and secret-looking strings replaced by REDACTED."""
+    if isinstance(value, dict):
+        return {key: REDACTED if is_sensitive_key(key) else redact(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value

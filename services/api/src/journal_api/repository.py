@@ -1,0 +1,133 @@
+"""The event repository: every statement that reads or writes the journal (docs/20_EVENT_JOURNAL.md#repository)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import asyncpg
+import orjson
+
+from journal_api.models import LEVELS, Event, EventFilter, JsonObject, Level, NewEvent, Page
+from journal_api.redaction import redact, redact_text
+
+__all__ = ["MAX_LIMIT", "Database", "append_event", "event_from_row", "query_events"]
+
+MAX_LIMIT = 1000
+
+Database = asyncpg.Connection | asyncpg.Pool
+"""Anything the repository can run statements on: a connection or a pool."""
+
+_COLUMNS = "id, ts, type, level, public_safe, symbol, trade_id, payload::text AS payload"
+
+# Built from constants only; every value is a bind parameter.
+_INSERT = f"""
+    INSERT INTO events (type, level, public_safe, symbol, trade_id, payload)
+    VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+    RETURNING {_COLUMNS}
+"""  # noqa: S608
+
+# One statement, so the page and the head come from one snapshot: every event <= head is either in the page or
+# does not match, which is what lets a filtered reader's cursor advance to the head.
+_PAGE = """
+    SELECT h.head, e.*
+    FROM (SELECT coalesce(max(id), 0) AS head FROM events) AS h
+    LEFT JOIN LATERAL (
+        SELECT {columns} FROM events WHERE id > $1{conditions} ORDER BY id LIMIT $2
+    ) AS e ON true
+    ORDER BY e.id
+"""
+
+
+def event_from_row(row: asyncpg.Record) -> Event:
+    """An event from a row with the repository's columns, redacted again (rows may come from plain SQL)."""
+    return Event(
+        id=row["id"],
+        ts=row["ts"],
+        type=row["type"],
+        level=row["level"],
+        public_safe=row["public_safe"],
+        symbol=redact_text(row["symbol"]),
+        trade_id=redact_text(row["trade_id"]),
+        payload=redact(orjson.loads(row["payload"])),
+    )
+
+
+async def append_event(
+    db: Database,
+    *,
+    type: str,
+    payload: JsonObject,
+    level: Level = "info",
+    public_safe: bool = False,
+    symbol: str | None = None,
+    trade_id: str | None = None,
+) -> Event:
+    """Validate, redact and append one event; return it as stored. Raises ``ValidationError`` and writes nothing
+    when an argument breaks the journal's rules."""
+    new = NewEvent(type=type, payload=payload, level=level, public_safe=public_safe, symbol=symbol, trade_id=trade_id)
+    row = await db.fetchrow(_INSERT, new.type, new.level, new.public_safe, new.symbol, new.trade_id, new.payload_text())
+    assert row is not None  # INSERT ... RETURNING always returns the row it inserted
+    return event_from_row(row)
+
+
+async def query_events(
+    db: Database, *, limit: int, cursor: int | None = None, filters: EventFilter | None = None
+) -> Page:
+    """The events after ``cursor`` (``None``: from the start) that match ``filters``, in id order, at most
+    ``limit`` (1 to 1000), with the head and the position to continue from."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+    start = 0 if cursor is None else cursor
+    if start < 0:
+        raise ValueError(f"cursor must be an event id (0 or more), got {cursor}")
+    params: list[object] = [start, limit]
+    conditions = _conditions(filters or EventFilter(), params)
+    sql = _PAGE.format(columns=_COLUMNS, conditions="".join(f" AND {c}" for c in conditions))
+    rows = await db.fetch(sql, *params)
+    head: int = rows[0]["head"]
+    events = [event_from_row(row) for row in rows if row["id"] is not None]
+    position = events[-1].id if len(events) == limit else max(start, head)
+    return Page(events=events, cursor=position, head=head)
+
+
+def _prefix(prefix: str, bind: Callable[[object], str]) -> str:
+    """Types starting with ``prefix`` (which ends with "."), as an index range under the "C" collation."""
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return f"(type >= {bind(prefix)} AND type < {bind(upper)})"
+
+
+def _literal(constant: object) -> str:
+    """A constant of this module as an SQL string literal (never a caller's value: those are bound)."""
+    return f"'{constant}'"
+
+
+def _conditions(filters: EventFilter, params: list[object]) -> list[str]:
+    """SQL conditions for a filter; every value is appended to ``params`` and referenced as ``$n``."""
+
+    def bind(value: object) -> str:
+        params.append(value)
+        return f"${len(params)}::text" if isinstance(value, str) else f"${len(params)}::text[]"
+
+    conditions: list[str] = []
+    if filters.channels is not None:
+        # The channel prefixes are constants of this module, so they are written into the SQL as literals.
+        trades, snapshots = _prefix("trade.", _literal), _prefix("snapshot.", _literal)
+        alternatives = {
+            "trades": trades,
+            "snapshots": snapshots,
+            "events": f"NOT ({trades} OR {snapshots})",
+        }
+        conditions.append("(" + " OR ".join(alternatives[c] for c in dict.fromkeys(filters.channels)) + ")")
+    if filters.types is not None:
+        exact = [t for t in filters.types if not t.endswith("*")]
+        alternatives_t = [_prefix(t[:-1], bind) for t in filters.types if t.endswith("*")]
+        if exact:
+            alternatives_t.insert(0, f"type = ANY({bind(exact)})")
+        conditions.append("(" + " OR ".join(alternatives_t) + ")")
+    if filters.symbols is not None:
+        conditions.append(f"symbol = ANY({bind(filters.symbols)})")
+    if filters.trade_ids is not None:
+        conditions.append(f"trade_id = ANY({bind(filters.trade_ids)})")
+    if filters.min_level is not None:
+        conditions.append(f"level = ANY({bind(list(LEVELS[LEVELS.index(filters.min_level) :]))})")
+    return conditions

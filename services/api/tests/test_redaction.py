@@ -1,0 +1,132 @@
+"""Secrets never leave the journal: sensitive keys and secret-looking values (docs/20_EVENT_JOURNAL.md#redaction)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from journal_api.redaction import REDACTED, is_sensitive_key, looks_secret, redact, redact_text
+
+JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ."
+    "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+)
+PEM_KINDS = ["", "RSA ", "EC ", "OPENSSH ", "ENCRYPTED "]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "password",
+        "passwd",
+        "secret",
+        "client_secret",
+        "token",
+        "access_token",
+        "refresh_token",
+        "api_key",
+        "apikey",
+        "api_secret",
+        "private_key",
+        "authorization",
+        "cookie",
+        "passphrase",
+        "signature",
+        "credentials",
+        "mnemonic",
+        "seed_phrase",
+        # case and separators are ignored, and a listed name inside a longer key still counts
+        "PASSWORD",
+        "Api-Key",
+        "X-API-KEY",
+        "apiSecret",
+        "Private_Key",
+        "seed-phrase",
+        "db_password",
+        "auth_token_v2",
+        "Set-Cookie",
+    ],
+)
+def test_sensitive_keys_are_recognised(key: str) -> None:
+    """Each listed name, in any case, with or without - and _, is sensitive."""
+    assert is_sensitive_key(key)
+
+
+@pytest.mark.parametrize(
+    "key", ["symbol", "price", "quantity", "side", "venue", "reason", "seed", "api", "key", "auth"]
+)
+def test_ordinary_keys_are_not_sensitive(key: str) -> None:
+    """Trading fields are left alone."""
+    assert not is_sensitive_key(key)
+
+
+def test_sensitive_values_are_replaced_at_any_depth_and_in_lists() -> None:
+    """Whatever sits under a sensitive key (string, number, object, list) becomes REDACTED, everywhere."""
+    payload = {
+        "order": {"side": "buy", "venue": {"name": "sim", "API_KEY": "k-123", "auth": {"Password": 42}}},
+        "legs": [{"token": {"nested": "x"}, "qty": 1}, [{"client-secret": ["a", "b"]}]],
+        "secret": None,
+        "price": 101.5,
+    }
+    assert redact(payload) == {
+        "order": {"side": "buy", "venue": {"name": "sim", "API_KEY": REDACTED, "auth": {"Password": REDACTED}}},
+        "legs": [{"token": REDACTED, "qty": 1}, [{"client-secret": REDACTED}]],
+        "secret": REDACTED,
+        "price": 101.5,
+    }
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Bearer abc.def-123_~+/=",
+        "bearer    s3cr3t-v4lue",
+        "header was: Authorization: BEARER xyz12345",
+        JWT,
+        f"jwt={JWT};",
+        "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.",  # alg none: empty signature
+        *[f"-----BEGIN {kind}PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END {kind}PRIVATE KEY-----" for kind in PEM_KINDS],
+    ],
+)
+def test_secret_looking_values_are_replaced_whole_under_any_key(value: str) -> None:
+    """Bearer tokens, JWTs and PEM private keys are hidden under innocent keys and inside lists."""
+    assert looks_secret(value)
+    assert redact({"note": value, "list": [value, "ok"]}) == {"note": REDACTED, "list": [REDACTED, "ok"]}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "bearer",  # the word alone carries no credential
+        "the bearer of bad news",  # prose: a credential has at least 8 token characters
+        "Bearer abc",
+        "eyJ-not-a-jwt",
+        "-----BEGIN PUBLIC KEY-----",
+        "-----BEGIN CERTIFICATE-----",
+        "BTC-USD",
+        "",
+    ],
+)
+def test_ordinary_values_are_kept(value: str) -> None:
+    """Values that merely resemble a secret's surroundings are kept."""
+    assert not looks_secret(value)
+    assert redact({"note": value}) == {"note": value}
+
+
+def test_redaction_returns_a_copy_and_keeps_keys_and_other_types() -> None:
+    """The input is not mutated; keys, numbers, booleans and null pass through."""
+    payload: dict[str, Any] = {"password": "p", "n": 1, "f": 1.5, "b": True, "z": None, "l": [1, "x"]}
+    before = copy.deepcopy(payload)
+    result = redact(payload)
+    assert payload == before
+    assert result == {"password": REDACTED, "n": 1, "f": 1.5, "b": True, "z": None, "l": [1, "x"]}
+    assert list(result) == list(payload)
+
+
+def test_redact_text_handles_none_and_plain_text() -> None:
+    """Columns such as symbol may be null; plain text passes; a secret does not."""
+    assert redact_text(None) is None
+    assert redact_text("ETH-USD") == "ETH-USD"
+    assert redact_text("Bearer abcdefgh") == REDACTED
