@@ -119,7 +119,7 @@ async def test_failing_file_rolls_back_entirely(db_url: str, folder: Path) -> No
         await conn.close()
 
 
-@pytest.mark.parametrize("name", ["1_short.sql", "0002-dash.sql", "0002_Upper.sql", "second.sql"])
+@pytest.mark.parametrize("name", ["1_short.sql", "0002-dash.sql", "0002_Upper.sql", "second.sql", "0002_x.SQL"])
 def test_badly_named_sql_file_is_refused(folder: Path, name: str) -> None:
     """Every .sql file must be NNNN_name.sql, so none is silently skipped or misordered."""
     (folder / name).write_text("SELECT 1;")
@@ -131,3 +131,53 @@ def test_missing_folder_is_refused(tmp_path: Path) -> None:
     """A wrong folder says how to point at the right one."""
     with pytest.raises(MigrationError, match=r"no migrations folder at .*: run from the repository root"):
         load_migrations(tmp_path / "nowhere")
+
+
+def test_two_files_with_one_number_are_refused(folder: Path) -> None:
+    """Each number is used once, so the order never depends on the rest of the name."""
+    (folder / "0002_a.sql").write_text("SELECT 1;")
+    (folder / "0002_b.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match=r"^0002_a.sql and 0002_b.sql share the number 0002; give each its own$"):
+        load_migrations(folder)
+
+
+async def test_file_numbered_below_an_applied_one_is_refused(db_url: str, folder: Path) -> None:
+    """A file added below the newest applied one would run out of order: refused, nothing applied."""
+    (folder / "0003_third.sql").write_text("CREATE TABLE third (x int);")
+    conn = await asyncpg.connect(db_url)
+    try:
+        await apply_migrations(conn, load_migrations(folder))
+        (folder / "0002_second.sql").write_text("CREATE TABLE second (x int);")
+        with pytest.raises(MigrationError, match=r"^0002_second.sql would run after 0003_third.sql, which is already"):
+            await apply_migrations(conn, load_migrations(folder))
+        assert await conn.fetchval("SELECT to_regclass('second')") is None
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "word"),
+    [
+        ("BEGIN; CREATE TABLE a (x int); COMMIT;", "BEGIN"),
+        ("CREATE TABLE a (x int);\ncommit;", "COMMIT"),
+        ("CREATE TABLE a (x int); rollback", "ROLLBACK"),
+        ("start transaction; SELECT 1;", "START TRANSACTION"),
+        ("SELECT 1; END;", "END"),
+        ("SELECT 1; abort;", "ABORT"),
+    ],
+)
+def test_transaction_control_in_a_file_is_refused(folder: Path, sql: str, word: str) -> None:
+    """The runner gives each file a transaction; a file that commits by itself would break that."""
+    (folder / "0002_tx.sql").write_text(sql)
+    with pytest.raises(MigrationError, match=f"^0002_tx.sql contains {word}: each migration already runs"):
+        load_migrations(folder)
+
+
+def test_begin_and_end_in_bodies_strings_and_comments_are_fine(folder: Path) -> None:
+    """Function bodies, string literals and comments may say BEGIN, COMMIT or END."""
+    (folder / "0002_fn.sql").write_text(
+        "-- COMMIT here is a comment\n/* BEGIN; */\n"
+        "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $body$ BEGIN RETURN 1; END $body$;\n"
+        "SELECT 'COMMIT; END;' AS text;"
+    )
+    assert [m.version for m in load_migrations(folder)] == ["0001_journal.sql", "0002_fn.sql"]

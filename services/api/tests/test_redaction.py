@@ -47,6 +47,14 @@ PEM_KINDS = ["", "RSA ", "EC ", "OPENSSH ", "ENCRYPTED "]
         "db_password",
         "auth_token_v2",
         "Set-Cookie",
+        # any separator, and the names the first list missed
+        "api key",
+        "api.key",
+        "credential",
+        "aws_access_key_id",
+        "pwd",
+        "privkey",
+        "session_id",
     ],
 )
 def test_sensitive_keys_are_recognised(key: str) -> None:
@@ -87,6 +95,11 @@ def test_sensitive_values_are_replaced_at_any_depth_and_in_lists() -> None:
         JWT,
         f"jwt={JWT};",
         "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.",  # alg none: empty signature
+        # inside URLs and identifiers: no word boundary is needed
+        "Bearer%20abcdefghij",
+        "auth_Bearer abcdefghijk",
+        f"https://x.test/cb?id_token%3D{JWT}",
+        f"token_{JWT}",
         *[f"-----BEGIN {kind}PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END {kind}PRIVATE KEY-----" for kind in PEM_KINDS],
     ],
 )
@@ -130,3 +143,8 @@ def test_redact_text_handles_none_and_plain_text() -> None:
     assert redact_text(None) is None
     assert redact_text("ETH-USD") == "ETH-USD"
     assert redact_text("Bearer abcdefgh") == REDACTED
+
+
+def test_a_key_that_looks_like_a_secret_is_replaced() -> None:
+    """A secret used as a key is hidden like a secret used as a value."""
+    assert redact({JWT: 1, "ok": {"Bearer abcdefghij": 2}}) == {REDACTED: 1, "ok": {REDACTED: 2}}

@@ -14,6 +14,10 @@ __all__ = ["MIGRATION_LOCK", "Migration", "MigrationError", "apply_migrations", 
 MIGRATION_LOCK = 5355428995221422082  # 0x4A524E4C00000002, "JRNL" + 2: a session advisory lock used nowhere else
 
 _NAME = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
+# Comments, quoted strings and dollar-quoted bodies (where plpgsql's BEGIN ... END lives) are blanked out before
+# looking for transaction control, which would break "each file in its own transaction".
+_NOT_SQL = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|\$([A-Za-z_]*)\$.*?\$\1\$", re.DOTALL)
+_TRANSACTION_CONTROL = re.compile(r"(?:^|;)\s*(BEGIN|COMMIT|ROLLBACK|ABORT|END|START\s+TRANSACTION)\b", re.IGNORECASE)
 
 _CREATE_TABLE = """
     CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -44,15 +48,26 @@ def load_migrations(directory: Path) -> list[Migration]:
             f"no migrations folder at {directory}: run from the repository root, "
             "pass --dir or set JOURNAL_MIGRATIONS_DIR"
         )
-    migrations = []
-    for path in sorted(directory.glob("*.sql")):
+    migrations: list[Migration] = []
+    for path in sorted(p for p in directory.iterdir() if p.suffix.lower() == ".sql"):
         if not _NAME.match(path.name):
             raise MigrationError(
                 f"{path.name} is not named NNNN_name.sql (four digits, lower-case name); rename it so it is "
                 "applied in a known order"
             )
+        if migrations and migrations[-1].version[:4] == path.name[:4]:
+            raise MigrationError(
+                f"{migrations[-1].version} and {path.name} share the number {path.name[:4]}; give each its own"
+            )
         data = path.read_bytes()
-        migrations.append(Migration(path.name, data.decode(), hashlib.sha256(data).hexdigest()))
+        sql = data.decode()
+        control = _TRANSACTION_CONTROL.search(_NOT_SQL.sub(" ", sql))
+        if control:
+            raise MigrationError(
+                f"{path.name} contains {control[1].upper()}: each migration already runs in its own transaction, "
+                "so remove the transaction control"
+            )
+        migrations.append(Migration(path.name, sql, hashlib.sha256(data).hexdigest()))
     return migrations
 
 
@@ -92,6 +107,13 @@ def _check_history(applied: dict[str, str], migrations: list[Migration]) -> None
         raise MigrationError(
             f"the database has migrations that are not in the folder: {', '.join(missing)}; "
             "this code is older than the database, so run a newer version"
+        )
+    newest = max(applied, default="")
+    late = [m.version for m in migrations if m.version not in applied and m.version < newest]
+    if late:
+        raise MigrationError(
+            f"{', '.join(late)} would run after {newest}, which is already applied; "
+            "renumber it to come after the newest migration"
         )
     for version, checksum in applied.items():
         if known[version] != checksum:

@@ -12,34 +12,40 @@ __all__ = ["REDACTED", "is_sensitive_key", "looks_secret", "redact", "redact_tex
 
 REDACTED = "[REDACTED]"
 
-# Compared against keys lower-cased with "-" and "_" removed, by containment: `db_password`, `X-Api-Key` and
-# `refresh_token` all contain one of these.
+# Compared against keys lower-cased with every character that is not a letter or digit removed, by containment:
+# `db_password`, `X-Api-Key`, `api key` and `refresh_token` all contain one of these.
 _SENSITIVE_PARTS = (
     "password",
     "passwd",
+    "pwd",
     "secret",
     "token",
     "apikey",
+    "accesskey",
     "privatekey",
+    "privkey",
     "authorization",
     "cookie",
+    "sessionid",
     "passphrase",
     "signature",
-    "credentials",
+    "credential",
     "mnemonic",
     "seedphrase",
 )
 
+# No word boundaries: a secret inside a URL or after an underscore (`Bearer%20…`, `id_token%3DeyJ…`) counts too.
 _SECRET_VALUE = re.compile(
-    r"(?i:\bbearer\s+[a-z0-9\-._~+/]{8,}=*)"  # an HTTP bearer credential: real tokens are long
-    r"|\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"  # a JWT: base64url JSON header, payload, signature
+    r"(?i:bearer(?:\s|%20)+[a-z0-9\-._~+/]{8,}=*)"  # an HTTP bearer credential: real tokens are long
+    r"|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"  # a JWT: base64url JSON header, payload, signature
     r"|-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"  # a PEM private key of any kind
 )
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
 
 def is_sensitive_key(key: str) -> bool:
     """Whether the value under ``key`` must never be shown."""
-    folded = key.lower().replace("-", "").replace("_", "")
+    folded = _NOT_ALNUM.sub("", key.lower())
     return any(part in folded for part in _SENSITIVE_PARTS)
 
 
@@ -58,7 +64,10 @@ def redact_text(text: str | None) -> str | None:
 def redact(value: Any) -> Any:
     """A copy of a JSON value with sensitive keys' values and secret-looking strings replaced by REDACTED."""
     if isinstance(value, dict):
-        return {key: REDACTED if is_sensitive_key(key) else redact(item) for key, item in value.items()}
+        return {
+            REDACTED if looks_secret(key) else key: REDACTED if is_sensitive_key(key) else redact(item)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         return [redact(item) for item in value]
     if isinstance(value, str):
