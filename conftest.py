@@ -63,18 +63,62 @@ def migrations_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The URL of a database on a running Postgres 16 server, for the whole test run."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        yield url
+def embedded_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres | None]:
+    """The embedded server, or None when DATABASE_URL names an external one."""
+    if os.environ.get("DATABASE_URL"):
+        yield None
         return
     server = EmbeddedPostgres(tmp_path_factory.mktemp("postgres") / "data", on_stop="delete")
     try:
         asyncio.run(_throwaway_durability(server.dsn))
-        yield server.dsn
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(embedded_postgres: EmbeddedPostgres | None) -> str:
+    """The URL of a database on a running Postgres 16 server, for the whole test run."""
+    return embedded_postgres.dsn if embedded_postgres is not None else os.environ["DATABASE_URL"]
+
+
+class PostgresOutage:
+    """Takes the database away and brings it back: a real stop and start of the embedded server, or (with an
+    external DATABASE_URL, which tests may not stop) refused connections plus every session terminated."""
+
+    def __init__(self, embedded: EmbeddedPostgres | None, server_url: str, database: str) -> None:
+        self._embedded = embedded
+        self._server_url = server_url
+        self._database = database
+
+    async def begin(self) -> None:
+        if self._embedded is not None:
+            await asyncio.to_thread(self._embedded.stop_server)
+            return
+        conn = await asyncpg.connect(self._server_url)
+        try:
+            await conn.execute(f"ALTER DATABASE {self._database} ALLOW_CONNECTIONS false")
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", self._database
+            )
+        finally:
+            await conn.close()
+
+    async def end(self) -> None:
+        if self._embedded is not None:
+            await asyncio.to_thread(self._embedded.start_server)
+            return
+        conn = await asyncpg.connect(self._server_url)
+        try:
+            await conn.execute(f"ALTER DATABASE {self._database} ALLOW_CONNECTIONS true")
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+def postgres_outage(embedded_postgres: EmbeddedPostgres | None, postgres_url: str, db_url: str) -> PostgresOutage:
+    """Stop and start Postgres under this test's journal."""
+    return PostgresOutage(embedded_postgres, postgres_url, urlsplit(db_url).path.lstrip("/"))
 
 
 @pytest.fixture(scope="session")

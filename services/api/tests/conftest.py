@@ -3,27 +3,51 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
 import uvicorn
-from starlette.types import ASGIApp
+import websockets
+from starlette.applications import Starlette
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
-__all__ = ["CliProcess", "Journal", "Serve"]
+from journal_api.app import create_app, server_config
+from journal_api.hub import Hub
+from journal_api.settings import Settings
+
+__all__ = [
+    "TOKEN",
+    "CliProcess",
+    "Client",
+    "Connect",
+    "Journal",
+    "MakeSettings",
+    "Running",
+    "Serve",
+    "StartServer",
+    "write",
+]
 
 
 @asynccontextmanager
-async def _serve(app: ASGIApp) -> AsyncIterator[str]:
-    """Serve ``app`` on 127.0.0.1, an ephemeral port, for the duration; yield its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+async def _serve(app: Starlette, port: int = 0) -> AsyncIterator[str]:
+    """Serve ``app`` on 127.0.0.1 (an ephemeral port unless given) for the duration; yield its base URL."""
+    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -72,17 +96,27 @@ def _run_cli(*args: str, env: dict[str, str], cwd: Path | None = None) -> Iterat
     """Run the installed ``journal`` command with ``args``; kill it if the test leaves it running."""
     command = [str(Path(sys.executable).parent / "journal"), *args]
     process = subprocess.Popen(
-        command, env={**os.environ, **env}, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        env={**os.environ, **env},
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, so a failed test can kill its children too
     )
     try:
         yield CliProcess(process)
     finally:
         if process.poll() is None:
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        if process.stdout is not None and not process.stdout.closed:
             process.communicate()
 
 
-Serve = Callable[[ASGIApp], AbstractAsyncContextManager[str]]
+Serve = Callable[..., AbstractAsyncContextManager[str]]
+MakeSettings = Callable[..., Settings]
+TOKEN = "operator-token-0123456789"
 Journal = Callable[..., AbstractContextManager[CliProcess]]
 
 
@@ -96,3 +130,130 @@ def serve() -> Serve:
 def journal() -> Journal:
     """``with journal(*args, env=...) as cli``: the installed ``journal`` command in a real process."""
     return _run_cli
+
+
+@pytest.fixture
+def make_settings(db_url: str) -> MakeSettings:
+    """Settings for this test's journal with one token (TOKEN); keyword arguments override any field."""
+
+    def make(**overrides: object) -> Settings:
+        fields: dict[str, object] = {"database_url": db_url, "tokens": TOKEN} | overrides
+        return Settings(**fields)  # type: ignore[arg-type]
+
+    return make
+
+
+@dataclass
+class Running:
+    """A journal server running for a test."""
+
+    url: str  # the /ws URL
+    base: str  # the http:// base URL
+    app: Starlette
+
+    @property
+    def hub(self) -> Hub:
+        hub: Hub = self.app.state.journal.hub
+        return hub
+
+
+StartServer = Callable[..., AbstractAsyncContextManager[Running]]
+
+
+@pytest.fixture
+def journal_server(make_settings: MakeSettings, serve: Serve) -> StartServer:
+    """``async with journal_server(**settings) as server``: the real app on a real uvicorn server."""
+
+    @asynccontextmanager
+    async def run(port: int = 0, **overrides: object) -> AsyncIterator[Running]:
+        app = create_app(make_settings(**overrides))
+        async with serve(app, port) as base:
+            yield Running(url=f"ws{base.removeprefix('http')}/ws", base=base, app=app)
+
+    return run
+
+
+class Client:
+    """A real websockets client speaking journal.v1, with exact helpers for tests."""
+
+    def __init__(self, socket: ClientConnection) -> None:
+        self.socket = socket
+
+    async def send(self, message: object) -> None:
+        await self.socket.send(message if isinstance(message, str | bytes) else json.dumps(message))
+
+    async def subscribe(self, **fields: object) -> dict[str, Any]:
+        """Send a subscribe with ``token`` TOKEN unless given (None leaves it out); return the ready frame."""
+        message: dict[str, object] = {"op": "subscribe", "token": TOKEN} | fields
+        await self.send({key: value for key, value in message.items() if value is not None or key == "cursor"})
+        ready = await self.frame()
+        assert ready["op"] == "ready", ready
+        return ready
+
+    async def frame(self, timeout_s: float = 30) -> dict[str, Any]:
+        frame: dict[str, Any] = json.loads(await asyncio.wait_for(self.socket.recv(), timeout_s))
+        return frame
+
+    async def events_through(self, last_id: int, timeout_s: float = 60) -> list[dict[str, Any]]:
+        """Frames up to and including the event with ``last_id``; the events among them."""
+        events: list[dict[str, Any]] = []
+        while not events or int(events[-1]["id"]) < last_id:
+            frame = await self.frame(timeout_s)
+            if frame["op"] == "event":
+                events.append(frame["event"])
+        return events
+
+    async def closed(self, timeout_s: float = 30) -> tuple[int | None, list[dict[str, Any]]]:
+        """Read until the server closes; the close code and every frame received before it."""
+        frames: list[dict[str, Any]] = []
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                frames.append(await self.frame(timeout_s))
+        return self.socket.close_code, frames
+
+
+@asynccontextmanager
+async def _connect(url: str, **options: Any) -> AsyncIterator[Client]:
+    async with websockets.connect(url, open_timeout=30, **options) as socket:
+        yield Client(socket)
+
+
+Connect = Callable[..., AbstractAsyncContextManager[Client]]
+
+
+@pytest.fixture
+def connect() -> Connect:
+    """``async with connect(url, **websockets options) as client``."""
+    return _connect
+
+
+async def write(
+    conn: asyncpg.Connection,
+    count: int = 1,
+    *,
+    type: str = "order.submitted",
+    level: str = "info",
+    symbol: str | None = None,
+    trade_id: str | None = None,
+    payload: str = '{"side": "buy"}',
+) -> list[int]:
+    """Insert ``count`` events with plain SQL in one transaction, as the engine does; return their ids."""
+    rows = await conn.fetch(
+        "INSERT INTO events (type, level, symbol, trade_id, payload) "
+        "SELECT $1, $2, $3, $4, $5::jsonb FROM generate_series(1, $6) RETURNING id",
+        type,
+        level,
+        symbol,
+        trade_id,
+        payload,
+        count,
+    )
+    return [row["id"] for row in rows]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for a server that must come back at the same address."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -6,12 +6,12 @@ import httpx
 
 from journal_api.app import create_app
 
-from .conftest import Serve
+from .conftest import MakeSettings, Serve
 
 
-async def test_healthz_says_ok(db_url: str, serve: Serve) -> None:
+async def test_healthz_says_ok(make_settings: MakeSettings, serve: Serve) -> None:
     """GET /healthz answers 200 with {"status": "ok"} while the app runs."""
-    async with serve(create_app(db_url)) as base, httpx.AsyncClient(base_url=base) as client:
+    async with serve(create_app(make_settings())) as base, httpx.AsyncClient(base_url=base) as client:
         response = await client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}

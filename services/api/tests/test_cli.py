@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import shutil
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+import websockets
 
 from journal_api.cli import main
 
-from .conftest import Journal
+from .conftest import TOKEN, Journal
 
 
 def test_migrate_applies_then_reports_up_to_date(
@@ -35,17 +38,44 @@ def test_migrate_finds_the_folder_from_the_environment(
     assert capsys.readouterr().out == "applied 1 migration(s): 0001_journal.sql\n"
 
 
-@pytest.mark.parametrize("command", ["migrate", "serve"])
-def test_commands_need_database_url(
-    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Without DATABASE_URL the command stops with status 2 and says what to set."""
+def test_migrate_needs_database_url(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without DATABASE_URL `journal migrate` stops with status 2 and says what to set."""
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    assert main([command]) == 2
+    assert main(["migrate"]) == 2
     assert capsys.readouterr().err == (
-        f"journal {command}: DATABASE_URL is not set: point it at a Postgres 16 database, "
+        "journal migrate: DATABASE_URL is not set: point it at a Postgres 16 database, "
         "or use `make run`, which starts an embedded one\n"
     )
+
+
+def test_serve_refuses_to_start_without_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without DATABASE_URL and tokens `journal serve` says what is missing, and how to make a token."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("JOURNAL_TOKENS", raising=False)
+    assert main(["serve"]) == 2
+    assert capsys.readouterr().err == (
+        "journal serve: DATABASE_URL: not set; JOURNAL_TOKENS: not set; JOURNAL_TOKENS takes comma-separated "
+        "tokens, e.g. JOURNAL_TOKENS=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')\n"
+    )
+
+
+def test_serve_refuses_short_tokens_without_echoing_them(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A weak token is refused, and the message never repeats it."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://127.0.0.1/x")
+    monkeypatch.setenv("JOURNAL_TOKENS", f"{TOKEN},weak-secret-1")
+    monkeypatch.setenv("JOURNAL_HEARTBEAT_S", "0")
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "journal serve: JOURNAL_TOKENS: every token must be at least 16 characters long; "
+        "JOURNAL_HEARTBEAT_S: Input should be greater than or equal to 0.05;"
+    )
+    assert "weak-secret-1" not in err
+    assert TOKEN not in err
 
 
 def test_migrate_reports_a_refused_migration(
@@ -66,7 +96,7 @@ def test_migrate_reports_a_refused_migration(
 
 def test_serve_answers_health_and_stops_on_ctrl_c(db_url: str, journal: Journal) -> None:
     """`journal serve` serves /healthz on the port it was given and exits cleanly on Ctrl-C."""
-    with journal("serve", "--port", "0", env={"DATABASE_URL": db_url}) as cli:
+    with journal("serve", "--port", "0", env={"DATABASE_URL": db_url, "JOURNAL_TOKENS": TOKEN}) as cli:
         base = cli.wait_for_line(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")[1]
         response = httpx.get(f"{base}/healthz")
         assert (response.status_code, response.json()) == (200, {"status": "ok"})
@@ -85,7 +115,7 @@ def test_serve_refuses_to_start_without_its_database(db_url: str, journal: Journ
     unreachable = urlunsplit(urlsplit(db_url)._replace(path="", query="")) + database
     if "?" not in database:
         unreachable += "?" + urlsplit(db_url).query
-    with journal("serve", "--port", "0", env={"DATABASE_URL": unreachable}) as cli:
+    with journal("serve", "--port", "0", env={"DATABASE_URL": unreachable, "JOURNAL_TOKENS": TOKEN}) as cli:
         assert cli.process.wait(timeout=60) == 3
         output = cli.process.communicate()[0]
     assert (
@@ -95,25 +125,56 @@ def test_serve_refuses_to_start_without_its_database(db_url: str, journal: Journ
     assert "Application startup failed. Exiting." in output
 
 
-def test_dev_runs_embedded_postgres_migrates_and_serves(tmp_path: Path, migrations_dir: Path, journal: Journal) -> None:
-    """`journal dev` without DATABASE_URL starts an embedded Postgres, migrates it, serves, and stops it all."""
+def test_serve_refuses_a_database_without_the_journal(empty_db_url: str, journal: Journal) -> None:
+    """A database that was never migrated stops `journal serve` with a line that says to migrate."""
+    with journal("serve", "--port", "0", env={"DATABASE_URL": empty_db_url, "JOURNAL_TOKENS": TOKEN}) as cli:
+        assert cli.process.wait(timeout=60) == 3
+        output = cli.process.communicate()[0]
+    assert (
+        'RuntimeError: the journal\'s tables are missing (relation "journal_meta" does not exist); '
+        "run `journal migrate` first"
+    ) in output
+
+
+async def test_dev_runs_postgres_migrations_demo_and_server(
+    tmp_path: Path, migrations_dir: Path, journal: Journal
+) -> None:
+    """`journal dev` (what `make run` runs) starts an embedded Postgres, migrates it, starts the demo publisher,
+    prints a development token, serves /ws, and stops it all on Ctrl-C."""
     data = tmp_path / "pg"
-    env = {"DATABASE_URL": "", "JOURNAL_MIGRATIONS_DIR": str(migrations_dir)}
-    with journal("dev", "--port", "0", "--data", str(data), env=env) as cli:
+    env = {"DATABASE_URL": "", "JOURNAL_TOKENS": "", "JOURNAL_MIGRATIONS_DIR": str(migrations_dir)}
+    with journal("dev", "--port", "0", "--data", str(data), "--demo-rate", "50", env=env) as cli:
         cli.wait_for_line(rf"embedded Postgres running, data in {data}")
         cli.wait_for_line(r"applied 1 migration\(s\): 0001_journal.sql")
-        cli.wait_for_line(r"serving on http://127.0.0.1:0")
-        base = cli.wait_for_line(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")[1]
-        assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+        token = cli.wait_for_line(r"development token \(made for this run\): (\S{32})")[1]
+        cli.wait_for_line(r"demo publisher writing 50 events/s")
+        cli.wait_for_line(r"serving ws://127.0.0.1:0/ws")
+        port = cli.wait_for_line(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")[1]
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as socket:
+            await socket.send(json.dumps({"op": "subscribe", "token": token, "cursor": "0"}))
+            frames = [json.loads(await asyncio.wait_for(socket.recv(), 30))]
+            while sum(frame["op"] == "event" for frame in frames) < 3:
+                frames.append(json.loads(await asyncio.wait_for(socket.recv(), 30)))
+        assert frames[0]["op"] == "ready"
+        events = [frame["event"] for frame in frames if frame["op"] == "event"]
+        assert events[0]["type"] == "decision.made"  # the demo's first step starts with a decision
+        assert [int(event["id"]) for event in events] == sorted(int(event["id"]) for event in events)
         assert cli.interrupt() == 0
     assert (data / "PG_VERSION").exists()  # kept for next time
     assert not (data / "postmaster.pid").exists()  # but the server was stopped
+    assert any(line.startswith("wrote ") for line in "".join(cli.lines).splitlines())  # the demo stopped cleanly
 
 
-def test_dev_uses_database_url_when_set(db_url: str, migrations_dir: Path, journal: Journal) -> None:
-    """With DATABASE_URL set, `journal dev` starts no Postgres of its own."""
-    with journal("dev", "--port", "0", "--dir", str(migrations_dir), env={"DATABASE_URL": db_url}) as cli:
+def test_dev_uses_database_url_and_tokens_when_set(db_url: str, migrations_dir: Path, journal: Journal) -> None:
+    """With DATABASE_URL and JOURNAL_TOKENS set, `journal dev` starts no Postgres and makes no token;
+    --demo-rate 0 starts no publisher."""
+    env = {"DATABASE_URL": db_url, "JOURNAL_TOKENS": TOKEN}
+    args = ("dev", "--port", "0", "--dir", str(migrations_dir), "--demo-rate", "0")
+    with journal(*args, env=env) as cli:
         cli.wait_for_line(r"journal is up to date \(1 migrations\)")
         cli.wait_for_line(r"Uvicorn running on")
         assert cli.interrupt() == 0
-    assert not any("embedded Postgres" in line for line in cli.lines)
+    output = "".join(cli.lines)
+    assert "embedded Postgres" not in output
+    assert "development token" not in output
+    assert "demo publisher" not in output

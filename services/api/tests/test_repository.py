@@ -8,9 +8,9 @@ import asyncpg
 import pytest
 from pydantic import ValidationError
 
-from journal_api.models import EventFilter
+from journal_api.models import EventFilter, NewEvent
 from journal_api.redaction import REDACTED
-from journal_api.repository import append_event, query_events
+from journal_api.repository import append_event, journal_state, query_events
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
 PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----"
@@ -178,13 +178,15 @@ async def test_read_path_redacts_rows_written_by_plain_sql(conn: asyncpg.Connect
 @pytest.mark.parametrize("limit", [0, -1, 1001])
 async def test_limit_must_be_between_1_and_1000(conn: asyncpg.Connection, limit: int) -> None:
     """A limit out of range is refused before any SQL runs."""
-    with pytest.raises(ValueError, match=f"limit must be between 1 and 1000, got {limit}"):
+    with pytest.raises(ValueError, match=f"limit must be a whole number between 1 and 1000, got {limit}"):
         await query_events(conn, limit=limit)
 
 
 async def test_cursor_must_not_be_negative(conn: asyncpg.Connection) -> None:
     """A negative cursor is refused."""
-    with pytest.raises(ValueError, match=r"cursor must be an event id \(0 or more\), got -1"):
+    with pytest.raises(
+        ValueError, match=r"cursor must be an event id \(a whole number from 0 to 9223372036854775807\), got -1"
+    ):
         await query_events(conn, limit=10, cursor=-1)
 
 
@@ -298,3 +300,114 @@ async def test_event_channel_agrees_with_the_channel_filter(dataset: asyncpg.Con
         page = await query_events(dataset, limit=100, filters=EventFilter.model_validate({"channels": [channel]}))
         assert [event.id for event in page.events] == [event.id for event in everything if event.channel == channel]
     assert {event.channel for event in everything} == {"events", "trades", "snapshots"}
+
+
+@pytest.mark.parametrize("limit", [1.5, True, "10", None])
+async def test_limit_must_be_a_whole_number(conn: asyncpg.Connection, limit: Any) -> None:
+    """A float would be truncated by the driver and skip events; booleans and text are refused too."""
+    with pytest.raises(ValueError, match="limit must be a whole number between 1 and 1000"):
+        await query_events(conn, limit=limit)
+
+
+@pytest.mark.parametrize("cursor", [1.5, True, "3", 2**63])
+async def test_cursor_must_be_an_event_id(conn: asyncpg.Connection, cursor: Any) -> None:
+    """Only whole numbers from 0 to 2**63-1 are cursors."""
+    with pytest.raises(
+        ValueError, match=r"cursor must be an event id \(a whole number from 0 to 9223372036854775807\)"
+    ):
+        await query_events(conn, limit=10, cursor=cursor)
+
+
+def nested(depth: int) -> dict[str, Any]:
+    """A payload whose innermost object sits ``depth`` levels deep."""
+    payload: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        payload = {"n": payload}
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"x": 10**400}, "payload integers must fit in 64 bits"),
+        ({"x": 2**64}, "payload integers must fit in 64 bits"),
+        ({"x": [-(2**63) - 1]}, "payload integers must fit in 64 bits"),
+        ({"x": "a\x00b"}, "payload text may not contain NUL"),
+        ({"a\x00": 1}, "payload text may not contain NUL"),
+        ({"x": "\ud800"}, r"payload text must be valid Unicode \(no unpaired surrogates\)"),
+        (nested(65), "payload is nested deeper than 64 levels"),
+        ({"x": [1e300] * 1000}, "payload is 303007 bytes as JSON, over the limit of 262144"),
+    ],
+)
+async def test_payload_must_be_decodable_by_every_reader(
+    conn: asyncpg.Connection, payload: dict[str, Any], message: str
+) -> None:
+    """What a reader could not decode, or Postgres could not store, is refused before writing."""
+    with pytest.raises(ValidationError, match=message) as caught:
+        await append_event(conn, type="decision.made", payload=payload)
+    assert "input_value" not in str(caught.value)  # the payload (maybe a secret) is never repeated in the error
+    assert await count(conn) == 0
+
+
+async def test_payload_limits_themselves_are_accepted(conn: asyncpg.Connection) -> None:
+    """The largest and smallest integers and the deepest nesting allowed are stored and read back."""
+    payload: dict[str, Any] = {"big": 2**64 - 1, "small": -(2**63), "deep": nested(63)}
+    event = await append_event(conn, type="decision.made", payload=payload)
+    assert event.payload == payload
+
+
+async def test_payload_size_is_measured_as_postgres_prints_it(conn: asyncpg.Connection) -> None:
+    """Numbers, escapes and non-ASCII text are counted exactly as the size constraint counts them."""
+    payload: dict[str, Any] = {
+        "f": [1e300, 1.5e-7, 100.0, 0.1, -2.5],
+        "s": 'é "q" \\ \n\t\x01 €',
+        "i": [0, -7],
+        "b": [True, None],
+    }
+    event = await append_event(conn, type="decision.made", payload=payload)
+    stored = await conn.fetchval("SELECT octet_length(payload::text) FROM events WHERE id = $1", event.id)
+    assert stored == len(NewEvent(type="decision.made", payload=payload).payload_text().encode())
+
+
+async def test_label_with_nul_is_refused(conn: asyncpg.Connection) -> None:
+    """Postgres cannot store NUL in text, so a symbol with one is refused before writing."""
+    with pytest.raises(ValidationError) as caught:
+        await append_event(conn, type="decision.made", payload={}, symbol="BTC\x00")
+    assert caught.value.errors()[0]["loc"][0] == "symbol"
+    assert await count(conn) == 0
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        '{"x": ' + "1" + "0" * 400 + "}",  # beyond double range
+        '{"x": ' + '{"n": ' * 1100 + "1" + "}" * 1100 + "}",  # deeper than JSON readers go
+    ],
+)
+async def test_an_undecodable_row_is_read_as_a_placeholder(conn: asyncpg.Connection, stored: str) -> None:
+    """Plain SQL can store what readers cannot decode; that row reads as a placeholder and the rows after it
+    still arrive, so one odd row never stops a reader."""
+    await conn.execute("INSERT INTO events (type, payload) VALUES ('decision.made', $1::jsonb)", stored)
+    await conn.execute("INSERT INTO events (type, payload) VALUES ('decision.made', '{\"ok\": 1}')")
+    page = await query_events(conn, limit=10)
+    assert [event.payload for event in page.events] == [
+        {"unreadable_payload": "this payload cannot be decoded as JSON by readers; read it with SQL"},
+        {"ok": 1},
+    ]
+
+
+@pytest.mark.parametrize("field", ["symbols", "trade_ids"])
+def test_filter_values_may_not_look_like_secrets(field: str) -> None:
+    """A filter on a secret-looking value would let a reader confirm a redacted secret exists."""
+    with pytest.raises(ValidationError, match="a filter value may not look like a secret"):
+        EventFilter.model_validate({field: ["BTC-USD", "Bearer abcdefgh12"]})
+
+
+async def test_journal_state_needs_its_meta_row(conn: asyncpg.Connection) -> None:
+    """A journal whose epoch row was deleted by hand says how it should have been created."""
+    assert (await journal_state(conn))[1] == 0
+    await conn.execute("DELETE FROM journal_meta")
+    with pytest.raises(
+        RuntimeError, match=r"journal_meta has no row: the journal was not created by `journal migrate`"
+    ):
+        await journal_state(conn)

@@ -149,3 +149,11 @@ async def test_each_new_journal_gets_its_own_epoch(empty_db_url: str, db_url: st
     finally:
         await fresh.close()
         await old.close()
+
+
+async def test_type_column_uses_the_c_collation(conn: asyncpg.Connection) -> None:
+    """Type prefixes are index ranges only under "C" collation, whatever the database's default is."""
+    collation = await conn.fetchval(
+        "SELECT collation_name FROM information_schema.columns WHERE table_name = 'events' AND column_name = 'type'"
+    )
+    assert collation == "C"

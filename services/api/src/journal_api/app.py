@@ -1,17 +1,25 @@
-"""The ASGI application: routes, and the resources its lifespan owns."""
+"""The ASGI application: routes, the resources its lifespan owns, and the uvicorn configuration it needs."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
-__all__ = ["create_app"]
+from journal_api.hub import DATABASE_ERRORS, Hub
+from journal_api.settings import Settings
+from journal_api.ws import Journal, websocket_endpoint
+
+__all__ = ["MAX_MESSAGE_BYTES", "create_app", "server_config"]
+
+MAX_MESSAGE_BYTES = 65_536  # the largest message a client may send; larger ones are closed 1009
 
 
 async def _healthz(request: Request) -> JSONResponse:
@@ -19,23 +27,57 @@ async def _healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(dsn: str) -> Starlette:
-    """The journal's app, connected to the database at ``dsn`` for as long as it runs."""
+def _unusable(exc: BaseException) -> RuntimeError:
+    # The DSN is not repeated: it may hold a password.
+    if isinstance(exc, asyncpg.UndefinedTableError):
+        return RuntimeError(f"the journal's tables are missing ({exc}); run `journal migrate` first")
+    return RuntimeError(
+        f"cannot connect to the journal database ({type(exc).__name__}: {exc}); "
+        "check DATABASE_URL and that Postgres is running"
+    )
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The journal's app: ``/healthz`` and ``/ws``, connected to the database for as long as it runs."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # Fail at start-up, not on the first request, when the database cannot be reached. The DSN is not
-        # repeated: it may hold a password.
+        dsn = settings.database_url.get_secret_value()
+        # Fail at start-up, not on the first request, when the journal cannot be read.
         try:
-            app.state.pool = await asyncpg.create_pool(dsn, min_size=1, max_size=10)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise RuntimeError(
-                f"cannot connect to the journal database ({type(exc).__name__}: {exc}); "
-                "check DATABASE_URL and that Postgres is running"
-            ) from exc
+            pool = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=10, command_timeout=30, server_settings={"application_name": "journal-api"}
+            )
+        except DATABASE_ERRORS as exc:
+            raise _unusable(exc) from exc
+        hub = Hub(dsn, pool, buffer_rows=settings.buffer_rows, check_interval_s=settings.check_interval_s)
+        try:
+            await hub.start()
+        except DATABASE_ERRORS as exc:
+            await pool.close()
+            raise _unusable(exc) from exc
+        app.state.journal = Journal(settings=settings, pool=pool, hub=hub)
         try:
             yield
         finally:
-            await app.state.pool.close()
+            await hub.close()
+            await pool.close()
 
-    return Starlette(routes=[Route("/healthz", _healthz)], lifespan=lifespan)
+    return Starlette(
+        routes=[Route("/healthz", _healthz), WebSocketRoute("/ws", websocket_endpoint)],
+        lifespan=lifespan,
+    )
+
+
+def server_config(app: Starlette, *, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """The uvicorn settings the protocol relies on: a 64 KiB message limit (1009 beyond it), no per-message
+    deflate, and the sans-I/O websockets implementation, whose sends wait for the client (backpressure)."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        ws="websockets-sansio",
+        ws_max_size=MAX_MESSAGE_BYTES,
+        ws_per_message_deflate=False,
+        **options,
+    )

@@ -1,21 +1,33 @@
-"""The ``journal`` command: ``migrate``, ``serve`` and ``dev`` (docs/20_EVENT_JOURNAL.md#running-it)."""
+"""The ``journal`` command: ``migrate``, ``serve``, ``dev`` and ``tail`` (README.md, docs/30_WS_PROTOCOL.md)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
+import secrets
+import signal
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any, get_args
 
 import asyncpg
 import uvicorn
+from pydantic import ValidationError
 
-from journal_api.app import create_app
+from journal_api.app import create_app, server_config
 from journal_api.embedded import EmbeddedPostgres
 from journal_api.migrations import MigrationError, apply_migrations, load_migrations
+from journal_api.models import Channel, Level
+from journal_api.settings import Settings, describe_errors
+from journal_api.tail import CursorFile, Tail, TailError
 
 __all__ = ["main"]
+
+
+class _UsageError(Exception):
+    """The command cannot run as called; the message says what to change."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,17 +37,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "migrate":
             _migrate(_database_url(), args.dir)
         elif args.command == "serve":
-            _serve(_database_url(), args.host, args.port)
+            _serve(_settings(), args.host, args.port)
+        elif args.command == "dev":
+            _dev(args)
         else:
-            _dev(args.host, args.port, args.data, args.dir)
-    except (MigrationError, _UsageError) as exc:
+            _tail(args)
+    except (MigrationError, _UsageError, TailError) as exc:
         print(f"journal {args.command}: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how `tail` is meant to end
     return 0
-
-
-class _UsageError(Exception):
-    """The command cannot run as called; the message says what to change."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,13 +58,25 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply the SQL migrations to DATABASE_URL")
     migrate.add_argument("--dir", type=Path, default=migrations, help="folder of NNNN_name.sql files")
 
-    serve = commands.add_parser("serve", help="serve the app against DATABASE_URL")
-    dev = commands.add_parser("dev", help="embedded Postgres (unless DATABASE_URL is set), migrate, serve")
+    serve = commands.add_parser("serve", help="serve /healthz and /ws against DATABASE_URL")
+    dev = commands.add_parser("dev", help="embedded Postgres (unless DATABASE_URL is set), migrate, demo, serve")
     for command in (serve, dev):
         command.add_argument("--host", default="127.0.0.1")
         command.add_argument("--port", type=int, default=8000)
     dev.add_argument("--data", type=Path, default=Path(".data/postgres"), help="embedded Postgres data folder")
     dev.add_argument("--dir", type=Path, default=migrations, help="folder of NNNN_name.sql files")
+    dev.add_argument("--demo-rate", type=float, default=5.0, help="demo events per second (0: no demo)")
+
+    tail = commands.add_parser("tail", help="print the stream and resume after disconnects (token: JOURNAL_TOKEN)")
+    tail.add_argument("--url", default="ws://127.0.0.1:8000/ws")
+    tail.add_argument("--cursor", help='start after this event id ("0": everything; default: live only)')
+    tail.add_argument("--cursor-file", type=Path, help="keep the cursor (and epoch) here and resume from it")
+    tail.add_argument("--pretty", action="store_true", help="readable lines instead of JSON")
+    tail.add_argument("--channel", action="append", choices=get_args(Channel), dest="channels")
+    tail.add_argument("--type", action="append", dest="types", help="exact type or prefix.*")
+    tail.add_argument("--symbol", action="append", dest="symbols")
+    tail.add_argument("--trade-id", action="append", dest="trade_ids")
+    tail.add_argument("--min-level", choices=get_args(Level))
     return parser
 
 
@@ -64,6 +88,13 @@ def _database_url() -> str:
             "which starts an embedded one"
         )
     return url
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise _UsageError(describe_errors(exc)) from None
 
 
 def _migrate(dsn: str, directory: Path) -> None:
@@ -78,26 +109,70 @@ def _migrate(dsn: str, directory: Path) -> None:
 
     applied = asyncio.run(run())
     if applied:
-        print(f"applied {len(applied)} migration(s): {', '.join(applied)}")
+        print(f"applied {len(applied)} migration(s): {', '.join(applied)}", flush=True)
     else:
-        print(f"journal is up to date ({len(migrations)} migrations)")
+        print(f"journal is up to date ({len(migrations)} migrations)", flush=True)
 
 
-def _serve(dsn: str, host: str, port: int) -> None:
-    uvicorn.run(create_app(dsn), host=host, port=port)
+def _serve(settings: Settings, host: str, port: int) -> None:
+    uvicorn.Server(server_config(create_app(settings), host=host, port=port)).run()
 
 
-def _dev(host: str, port: int, data: Path, directory: Path) -> None:
+def _dev(args: argparse.Namespace) -> None:
+    """Everything on this machine: embedded Postgres, migrations, the demo publisher and the server."""
     embedded = None
     dsn = os.environ.get("DATABASE_URL")
     if not dsn:
-        embedded = EmbeddedPostgres(data)
+        embedded = EmbeddedPostgres(args.data)
         dsn = embedded.dsn
-        print(f"embedded Postgres running, data in {data} (DATABASE_URL={dsn})")
+        print(f"embedded Postgres running, data in {args.data}", flush=True)
+    demo = None
     try:
-        _migrate(dsn, directory)
-        print(f"serving on http://{host}:{port} (Ctrl-C to stop)")
-        _serve(dsn, host, port)
+        _migrate(dsn, args.dir)
+        overrides: dict[str, Any] = {"database_url": dsn}
+        if not os.environ.get("JOURNAL_TOKENS"):
+            overrides["tokens"] = secrets.token_urlsafe(24)
+            print(f"development token (made for this run): {overrides['tokens']}", flush=True)
+        settings = _settings(**overrides)
+        if args.demo_rate > 0:
+            demo = _start_demo(dsn, args.demo_rate)
+        print(f"serving ws://{args.host}:{args.port}/ws (Ctrl-C to stop)", flush=True)
+        _serve(settings, args.host, args.port)
     finally:
+        if demo is not None:
+            demo.send_signal(signal.SIGINT)  # as Ctrl-C would: it reports what it wrote and exits
+            demo.wait()
         if embedded is not None:
             embedded.stop()
+
+
+def _start_demo(dsn: str, rate: float) -> subprocess.Popen[bytes]:
+    """The engine's demo publisher, as its own process (the API never imports the engine)."""
+    print(f"demo publisher writing {rate:g} events/s", flush=True)
+    command = [str(Path(sys.executable).parent / "journal-engine"), "demo", "--rate", f"{rate:g}"]
+    return subprocess.Popen(command, env={**os.environ, "DATABASE_URL": dsn})  # noqa: S603 - our own command
+
+
+def _tail(args: argparse.Namespace) -> None:
+    token = os.environ.get("JOURNAL_TOKEN")
+    if not token:
+        raise _UsageError("JOURNAL_TOKEN is not set: export the operator token the server was given")
+    if not args.url.startswith(("ws://", "wss://")):
+        raise _UsageError(f"--url must start with ws:// or wss://, got {args.url!r}")
+    cursor_file = CursorFile(args.cursor_file) if args.cursor_file else None
+    cursor, epoch = cursor_file.load() if cursor_file else (None, None)
+    event_filter = {
+        name: value
+        for name in ("channels", "types", "symbols", "trade_ids", "min_level")
+        if (value := getattr(args, name)) is not None
+    }
+    tail = Tail(
+        url=args.url,
+        token=token,
+        cursor=args.cursor if args.cursor is not None else cursor,
+        epoch=epoch,
+        filter=event_filter,
+        pretty=args.pretty,
+        cursor_file=cursor_file,
+    )
+    asyncio.run(tail.run())

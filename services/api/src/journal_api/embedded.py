@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = ["EmbeddedPostgres"]
 
@@ -25,7 +25,9 @@ class EmbeddedPostgres:
             # what we want; the warning platformdirs gives about it says nothing anyone can act on.
             warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
             try:
-                from pgserver.postgres_server import get_server  # a dev dependency: imported only when wanted
+                # a dev dependency: imported only when wanted
+                from pgserver import _commands
+                from pgserver.postgres_server import get_server
             except ImportError:  # pragma: no cover - reached only in an install without the dev dependencies
                 raise RuntimeError(
                     "no DATABASE_URL is set and pgserver is not installed: set DATABASE_URL to a Postgres 16 "
@@ -33,8 +35,18 @@ class EmbeddedPostgres:
                 ) from None
         pgdata.mkdir(parents=True, exist_ok=True)
         self._server = get_server(pgdata, cleanup_mode=on_stop)
+        # pg_ctl, run as pgserver's own system user when we are root (made at import, so unknown to mypy)
+        self._pg_ctl: Any = getattr(_commands, "pg_ctl")  # noqa: B009
         self.dsn: str = self._server.get_uri()
 
     def stop(self) -> None:
         """Stop the server (and delete its data when asked to)."""
         self._server.cleanup()
+
+    def stop_server(self) -> None:
+        """Stop the Postgres process but keep this handle, to :meth:`start_server` again (an outage)."""
+        self._pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self._server.pgdata, user=self._server.system_user)
+
+    def start_server(self) -> None:
+        """Start the Postgres process again after :meth:`stop_server`, as it was first started."""
+        self._server.ensure_postgres_running()

@@ -7,8 +7,10 @@ call fails in Python, naming the field, before any SQL runs.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -21,10 +23,12 @@ from pydantic import (
     model_validator,
 )
 
-from journal_api.redaction import redact, redact_text
+from journal_api.redaction import looks_secret, redact, redact_text
 
 __all__ = [
     "LEVELS",
+    "MAX_DEPTH",
+    "MAX_ID",
     "MAX_PAYLOAD_BYTES",
     "Channel",
     "Event",
@@ -41,13 +45,16 @@ Level = Literal["debug", "info", "warn", "error", "critical"]
 Channel = Literal["events", "trades", "snapshots"]
 LEVELS: tuple[Level, ...] = get_args(Level)  # least to most severe
 MAX_PAYLOAD_BYTES = 262_144
+MAX_DEPTH = 64
+MAX_ID = 2**63 - 1
+MIN_INTEGER, MAX_INTEGER = -(2**63), 2**64 - 1  # what every reader (orjson, Postgres bigint) decodes exactly
 
 _TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
 _TYPE_PREFIX_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\.\*$"
 
 EventType = Annotated[str, StringConstraints(max_length=128, pattern=_TYPE_PATTERN)]
 TypePattern = Annotated[str, StringConstraints(max_length=128, pattern=f"{_TYPE_PATTERN}|{_TYPE_PREFIX_PATTERN}")]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00]*$")]
 JsonObject = dict[str, JsonValue]
 
 
@@ -61,8 +68,50 @@ def channel_of(event_type: str) -> Channel:
 
 
 def payload_json(payload: dict[str, Any]) -> str:
-    """A payload as JSON text in Postgres' own jsonb text layout, whose length the size constraint measures."""
-    return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
+    """A payload as JSON text laid out as Postgres prints jsonb (``", "`` and ``": "``, numbers in full), so
+    its length is what the size constraint measures. Raises ``ValueError`` for anything a reader could not
+    decode: NaN or infinity, integers beyond 64 bits, NUL or unpaired surrogates, nesting deeper than 64."""
+    parts: list[str] = []
+    _encode(payload, parts, 0)
+    return "".join(parts)
+
+
+def _encode(value: Any, out: list[str], depth: int) -> None:
+    if isinstance(value, str):
+        out.append(_string(value))
+    elif value is None or isinstance(value, bool):
+        out.append("null" if value is None else "true" if value else "false")
+    elif isinstance(value, int):
+        if not MIN_INTEGER <= value <= MAX_INTEGER:
+            raise ValueError("payload integers must fit in 64 bits")
+        out.append(str(value))
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("payload must be JSON: NaN and infinite numbers are not allowed")
+        out.append(format(Decimal(repr(value)), "f"))  # jsonb prints numbers without exponents
+    else:
+        if depth >= MAX_DEPTH:
+            raise ValueError(f"payload is nested deeper than {MAX_DEPTH} levels")
+        items = value.items() if isinstance(value, dict) else value
+        out.append("{" if isinstance(value, dict) else "[")
+        for index, item in enumerate(items):
+            if index:
+                out.append(", ")
+            if isinstance(value, dict):
+                out.append(_string(item[0]) + ": ")
+                item = item[1]
+            _encode(item, out, depth + 1)
+        out.append("}" if isinstance(value, dict) else "]")
+
+
+def _string(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("payload text may not contain NUL (\\u0000): Postgres cannot store it")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise ValueError("payload text must be valid Unicode (no unpaired surrogates)") from None
+    return json.dumps(text, ensure_ascii=False)
 
 
 class Event(BaseModel):
@@ -88,7 +137,8 @@ class Event(BaseModel):
 class NewEvent(BaseModel):
     """An event about to be appended: validated, then redacted."""
 
-    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+    # hide_input_in_errors: a validation error must never repeat a payload, which may hold a secret.
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid", hide_input_in_errors=True)
 
     type: EventType
     payload: JsonObject
@@ -120,22 +170,41 @@ class NewEvent(BaseModel):
 
     def payload_text(self) -> str:
         """The (redacted) payload as the JSON text sent to Postgres."""
-        try:
-            return payload_json(self.payload)
-        except ValueError:
-            raise ValueError("payload must be JSON: NaN and infinite numbers are not allowed") from None
+        return payload_json(self.payload)
 
 
 class EventFilter(BaseModel):
     """Which events a reader wants: AND across fields, OR within one; omitted fields match everything."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     channels: list[Channel] | None = Field(default=None, min_length=1, max_length=100)
     types: list[TypePattern] | None = Field(default=None, min_length=1, max_length=100)
     symbols: list[Label] | None = Field(default=None, min_length=1, max_length=100)
     trade_ids: list[Label] | None = Field(default=None, min_length=1, max_length=100)
     min_level: Level | None = None
+
+    @field_validator("symbols", "trade_ids", mode="after")
+    @classmethod
+    def _no_secret_values(cls, labels: list[str] | None) -> list[str] | None:
+        # Stored secrets read back as REDACTED; a filter on one would let a client probe for it.
+        if labels is not None and any(looks_secret(label) for label in labels):
+            raise ValueError("a filter value may not look like a secret (bearer token, JWT or private key)")
+        return labels
+
+    def matches(self, event: Event) -> bool:
+        """Whether ``event`` passes this filter: the same rule the repository's SQL applies."""
+        if self.channels is not None and event.channel not in self.channels:
+            return False
+        if self.types is not None and not any(
+            event.type.startswith(t[:-1]) if t.endswith("*") else event.type == t for t in self.types
+        ):
+            return False
+        if self.symbols is not None and event.symbol not in self.symbols:
+            return False
+        if self.trade_ids is not None and event.trade_id not in self.trade_ids:
+            return False
+        return self.min_level is None or LEVELS.index(event.level) >= LEVELS.index(self.min_level)
 
 
 @dataclass(frozen=True, slots=True)

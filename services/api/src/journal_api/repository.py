@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 import orjson
 
-from journal_api.models import LEVELS, Event, EventFilter, JsonObject, Level, NewEvent, Page
+from journal_api.models import LEVELS, MAX_ID, Event, EventFilter, JsonObject, Level, NewEvent, Page
 from journal_api.redaction import redact, redact_text
 
-__all__ = ["MAX_LIMIT", "Database", "append_event", "event_from_row", "query_events"]
+__all__ = ["MAX_LIMIT", "Database", "append_event", "event_from_row", "journal_state", "query_events"]
 
 MAX_LIMIT = 1000
 
@@ -48,8 +49,17 @@ def event_from_row(row: asyncpg.Record) -> Event:
         public_safe=row["public_safe"],
         symbol=redact_text(row["symbol"]),
         trade_id=redact_text(row["trade_id"]),
-        payload=redact(orjson.loads(row["payload"])),
+        payload=redact(_decode(row["payload"])),
     )
+
+
+def _decode(payload: str) -> Any:
+    """A stored payload, or a placeholder when plain SQL stored one that JSON readers cannot decode (a number
+    beyond double range, nesting over 1024 levels): one odd row must never stop every reader."""
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return {"unreadable_payload": "this payload cannot be decoded as JSON by readers; read it with SQL"}
 
 
 async def append_event(
@@ -75,11 +85,11 @@ async def query_events(
 ) -> Page:
     """The events after ``cursor`` (``None``: from the start) that match ``filters``, in id order, at most
     ``limit`` (1 to 1000), with the head and the position to continue from."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+    if not _whole(limit, 1, MAX_LIMIT):
+        raise ValueError(f"limit must be a whole number between 1 and {MAX_LIMIT}, got {limit!r}")
     start = 0 if cursor is None else cursor
-    if start < 0:
-        raise ValueError(f"cursor must be an event id (0 or more), got {cursor}")
+    if not _whole(start, 0, MAX_ID):
+        raise ValueError(f"cursor must be an event id (a whole number from 0 to {MAX_ID}), got {cursor!r}")
     params: list[object] = [start, limit]
     conditions = _conditions(filters or EventFilter(), params)
     sql = _PAGE.format(columns=_COLUMNS, conditions="".join(f" AND {c}" for c in conditions))
@@ -88,6 +98,21 @@ async def query_events(
     events = [event_from_row(row) for row in rows if row["id"] is not None]
     position = events[-1].id if len(events) == limit else max(start, head)
     return Page(events=events, cursor=position, head=head)
+
+
+async def journal_state(db: Database) -> tuple[str, int]:
+    """The journal's epoch and its head (the newest committed id, 0 when empty), from one snapshot."""
+    row = await db.fetchrow(
+        "SELECT epoch::text AS epoch, (SELECT coalesce(max(id), 0) FROM events) AS head FROM journal_meta"
+    )
+    if row is None:
+        raise RuntimeError("journal_meta has no row: the journal was not created by `journal migrate`")
+    return row["epoch"], row["head"]
+
+
+def _whole(value: object, low: int, high: int) -> bool:
+    # bool is an int, and a float such as 1.5 would be truncated by the driver: neither is a count or an id.
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def _prefix(prefix: str, bind: Callable[[object], str]) -> str:

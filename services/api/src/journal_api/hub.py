@@ -1,0 +1,233 @@
+"""The hub: one LISTEN connection, one fetcher, and a buffer of recent rows shared by every live session.
+
+NOTIFY is a wake-up, the table is the truth: the fetcher always reads the rows after its own position, so a lost
+notification costs latency, never an event (docs/30_WS_PROTOCOL.md#how-the-server-keeps-the-promise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from bisect import bisect_right
+from dataclasses import dataclass
+
+import asyncpg
+
+from journal_api.models import Event
+from journal_api.protocol import event_frame
+from journal_api.repository import journal_state, query_events
+
+__all__ = ["DATABASE_ERRORS", "LISTENER_NAME", "Hub", "Row"]
+
+LISTENER_NAME = "journal-listener"
+"""The listener's application_name, as pg_stat_activity shows it."""
+
+DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+"""What a lost or unreachable database raises."""
+
+_FETCH_LIMIT = 1000
+_BACKOFF_FIRST_S = 0.1
+_BACKOFF_MAX_S = 5.0
+_log = logging.getLogger("journal_api.hub")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A fetched event and its frame, serialised once for every client."""
+
+    event: Event
+    frame: str
+
+
+def _row_id(row: Row) -> int:
+    return row.event.id
+
+
+class Hub:
+    """Fans new events out to sessions.
+
+    Public attributes: ``epoch`` (the journal's), ``floor`` and ``head`` (every event with ``floor < id <= head``
+    is in the buffer), ``closed``, ``listener_connects``.
+    """
+
+    def __init__(self, dsn: str, pool: asyncpg.Pool, *, buffer_rows: int, check_interval_s: float) -> None:
+        self.epoch = ""
+        self.floor = 0
+        self.head = 0
+        self.closed = False
+        self.listener_connects = 0
+        self._dsn = dsn
+        self._pool = pool
+        self._buffer_rows = buffer_rows
+        self._check_interval_s = check_interval_s
+        self._rows: list[Row] = []
+        self._offset = 0  # rows before this index were evicted; compacted now and then
+        self._waiters: set[asyncio.Event] = set()
+        self._wake = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._notified = False
+        self._fetched = False
+        self._reset_pending = False
+        self._listener: asyncpg.Connection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # public methods
+
+    async def start(self) -> None:
+        """Connect the listener and take the journal's head as the starting position. Fails if the database
+        cannot be reached, so the server does not start half-blind."""
+        await self._connect()
+        try:
+            self.epoch, self.head = await journal_state(self._pool)
+        except BaseException:
+            await self._drop_listener()
+            raise
+        self.floor = self.head
+        self._tasks = [
+            asyncio.create_task(self._fetch_forever(), name="journal-hub-fetch"),
+            asyncio.create_task(self._watch_forever(), name="journal-hub-watch"),
+        ]
+
+    async def close(self) -> None:
+        """Stop the tasks, drop the listener, and wake every session so it sees ``closed``."""
+        self.closed = True
+        self._notify_waiters()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._drop_listener()
+
+    def waiter(self) -> asyncio.Event:
+        """An event the hub sets whenever the buffer or the hub's state changes; :meth:`forget` it when done."""
+        waiter = asyncio.Event()
+        self._waiters.add(waiter)
+        return waiter
+
+    def forget(self, waiter: asyncio.Event) -> None:
+        self._waiters.discard(waiter)
+
+    def rows_after(self, cursor: int) -> tuple[list[Row], int] | None:
+        """The buffered rows after ``cursor`` and the head they reach, or ``None`` when ``cursor`` is older than
+        the buffer (the caller must read the database)."""
+        if cursor < self.floor:
+            return None
+        index = bisect_right(self._rows, cursor, lo=self._offset, key=_row_id)
+        return self._rows[index:], self.head
+
+    # private methods
+
+    async def _connect(self) -> None:
+        listener = await asyncpg.connect(self._dsn, server_settings={"application_name": LISTENER_NAME})
+        listener.add_termination_listener(self._on_lost)
+        await listener.add_listener("events", self._on_notify)
+        self._listener = listener
+        self._lost.clear()
+        self.listener_connects += 1
+
+    async def _drop_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.remove_termination_listener(self._on_lost)
+            with contextlib.suppress(*DATABASE_ERRORS):
+                await listener.close(timeout=1)
+
+    def _on_notify(self, *_: object) -> None:
+        # Never trusted as data (the table is): only a wake-up. Callbacks must not block.
+        self._notified = True
+        self._wake.set()
+
+    def _on_lost(self, *_: object) -> None:
+        self._lost.set()
+
+    def _notify_waiters(self) -> None:
+        for waiter in self._waiters:
+            waiter.set()
+
+    async def _fetch_forever(self) -> None:
+        delay = _BACKOFF_FIRST_S
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._fetch()
+            except DATABASE_ERRORS as exc:
+                _log.warning("reading new events failed (%s); retrying in %.1f s", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX_S)
+                self._wake.set()
+            else:
+                delay = _BACKOFF_FIRST_S
+
+    async def _fetch(self) -> None:
+        """Read every row after ``head``, one statement per page however many sessions there are."""
+        self._fetched = True
+        if self._reset_pending:
+            epoch, head = await journal_state(self._pool)
+            _log.warning("the journal's epoch changed (the database was reset or restored); restarting at %d", head)
+            self.epoch, self.floor, self.head = epoch, head, head
+            self._rows, self._offset, self._reset_pending = [], 0, False
+            self._notify_waiters()
+        while True:
+            page = await query_events(self._pool, limit=_FETCH_LIMIT, cursor=self.head)
+            self._rows.extend(Row(event, event_frame(event)) for event in page.events)
+            self.head = page.cursor
+            self._evict()
+            if page.events:
+                self._notify_waiters()
+            if len(page.events) < _FETCH_LIMIT:
+                return
+
+    def _evict(self) -> None:
+        excess = len(self._rows) - self._offset - self._buffer_rows
+        if excess > 0:
+            self._offset += excess
+            self.floor = self._rows[self._offset - 1].event.id
+            if self._offset > self._buffer_rows:  # amortised: copy only once the dead prefix outgrows the buffer
+                del self._rows[: self._offset]
+                self._offset = 0
+
+    async def _watch_forever(self) -> None:
+        """Notice a dead listener (termination callback or a failed probe), reconnect, and re-read."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), self._check_interval_s)
+            if self._lost.is_set() or not await self._probe():
+                await self._reconnect()
+            elif not self._fetched:
+                self._wake.set()  # nothing read for a whole interval: re-read in case a notification was lost
+            self._notified = self._fetched = False
+
+    async def _probe(self) -> bool:
+        """Whether the listener still works; also notices a changed epoch. Skipped while notifications flow."""
+        if self._notified:
+            return True
+        assert self._listener is not None
+        try:
+            epoch = await self._listener.fetchval(
+                "SELECT epoch::text FROM journal_meta", timeout=self._check_interval_s
+            )
+        except DATABASE_ERRORS:
+            return False
+        if epoch != self.epoch:
+            self._reset_pending = True
+            self._wake.set()
+        return True
+
+    async def _reconnect(self) -> None:
+        _log.warning("lost the LISTEN connection; reconnecting")
+        await self._drop_listener()
+        delay = _BACKOFF_FIRST_S
+        while True:
+            try:
+                await self._connect()
+            except DATABASE_ERRORS as exc:
+                _log.warning("reconnecting the listener failed (%s); retrying in %.1f s", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX_S)
+            else:
+                break
+        _log.info("listener reconnected; re-reading the journal")
+        self._notified = False  # so the probe really asks, and notices a journal that was reset meanwhile
+        await self._probe()
+        self._wake.set()  # events committed while the hub was deaf are read now

@@ -1,0 +1,145 @@
+"""One subscribed client: replay from its cursor, hand off to the hub's buffer, tail (docs/30_WS_PROTOCOL.md).
+
+Every position a session holds means "every matching event up to here was sent", whether it came from a
+database page or from the hub's buffer; that is why the handoff between the two can neither skip nor repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+
+import asyncpg
+from starlette.websockets import WebSocket
+
+from journal_api.hub import Hub
+from journal_api.protocol import (
+    PONG,
+    ProtocolError,
+    Subscription,
+    event_frame,
+    heartbeat_frame,
+    is_ping,
+    live_frame,
+    ready_frame,
+)
+from journal_api.repository import query_events
+from journal_api.settings import Settings
+
+__all__ = ["Restart", "Session"]
+
+
+class Restart(Exception):  # noqa: N818 - an instruction to the client, not a fault
+    """The server is closing or the journal was reset: close 1012 so the client reconnects and resumes."""
+
+
+class Session:
+    """A subscribed WebSocket. Public method: :meth:`run`, which returns when the client goes away."""
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        *,
+        hub: Hub,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        subscription: Subscription,
+        epoch: str,
+        head: int,
+    ) -> None:
+        self._websocket = websocket
+        self._hub = hub
+        self._pool = pool
+        self._settings = settings
+        self._filter = subscription.filter
+        self._epoch = epoch
+        self._head = head
+        self._position = head if subscription.cursor is None else subscription.cursor
+        self._pongs = 0
+        self._gone = False
+        self._fault: ProtocolError | None = None
+        self._waiter = hub.waiter()
+
+    async def run(self) -> None:
+        """Serve the client until it leaves; raise :class:`ProtocolError` or :class:`Restart` to close it."""
+        reader = asyncio.create_task(self._read(), name="journal-session-read")
+        try:
+            await self._write()
+        finally:
+            self._hub.forget(self._waiter)
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+    async def _read(self) -> None:
+        """Take the client's messages: pings are answered by the writer; anything else is a fault."""
+        while True:
+            message = await self._websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                self._gone = True
+            elif is_ping(message.get("text")):
+                self._pongs += 1
+            else:
+                self._fault = ProtocolError("bad_request", 'after subscribing, send only {"op":"ping"}')
+            self._waiter.set()
+            if self._gone or self._fault:
+                return
+
+    async def _write(self) -> None:
+        loop = asyncio.get_running_loop()
+        await self._send(ready_frame(self._epoch, self._position, self._head))
+        live = False
+        heartbeat_due = loop.time() + self._settings.heartbeat_s
+        while True:
+            self._waiter.clear()  # before looking at the state, so a change made meanwhile wakes the wait below
+            if self._gone:
+                return
+            if self._fault is not None:
+                raise self._fault
+            if self._hub.closed or self._hub.epoch != self._epoch:
+                raise Restart
+            for _ in range(self._pongs):
+                await self._send(PONG)
+            self._pongs = 0
+            behind = await self._catch_up()
+            if not behind and not live:
+                await self._send(live_frame(self._position))
+                live = True
+            if loop.time() >= heartbeat_due:
+                head = max(self._hub.head, self._position)
+                await self._send(heartbeat_frame(self._position, head, datetime.now(UTC)))
+                heartbeat_due = loop.time() + self._settings.heartbeat_s
+            if behind:
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, heartbeat_due - loop.time())):
+                    await self._waiter.wait()
+
+    async def _catch_up(self) -> bool:
+        """Send what the buffer holds after the position, or one page from the database when the position is
+        older than the buffer. Return whether more backlog is waiting in the database."""
+        buffered = self._hub.rows_after(self._position)
+        if buffered is None:
+            page_size = self._settings.page_size
+            page = await query_events(self._pool, limit=page_size, cursor=self._position, filters=self._filter)
+            for event in page.events:
+                await self._send(event_frame(event))
+            self._position = page.cursor
+            return len(page.events) == page_size
+        rows, head = buffered  # taken together, so rows appended while sending wait for the next round
+        for row in rows:
+            if self._filter.matches(row.event):
+                await self._send(row.frame)
+        self._position = max(self._position, head)
+        return False
+
+    async def _send(self, frame: str) -> None:
+        try:
+            async with asyncio.timeout(self._settings.send_timeout_s):
+                await self._websocket.send_text(frame)
+        except TimeoutError:
+            raise ProtocolError(
+                "slow_consumer",
+                f"the client took no frame for {self._settings.send_timeout_s:g} s; "
+                "reconnect and resume from your last cursor",
+            ) from None
