@@ -14,7 +14,7 @@ import pytest
 
 from journal_api.hub import LISTENER_NAME
 
-from .conftest import TOKEN, Client, Connect, Running, StartServer, write
+from .conftest import TOKEN, Client, Connect, Journal, Running, StartServer, write
 
 if TYPE_CHECKING:
     from conftest import PostgresOutage  # the root conftest's fixture type
@@ -164,10 +164,10 @@ async def test_server_restart_resumes_exactly_and_shutdown_leaves_nothing_behind
         assert await ids_received(client, missed[-1]) == missed
 
 
-async def test_clients_of_two_servers_on_one_database_each_get_everything(
+async def test_clients_of_two_servers_in_one_process_each_get_everything(
     conn: asyncpg.Connection, journal_server: StartServer, connect: Connect
 ) -> None:
-    """Two servers share one journal: a client of either receives every event, whoever wrote it."""
+    """Two servers (two hubs) share one journal: a client of either receives every event."""
     async with journal_server() as one, journal_server() as two, connect(one.url) as a, connect(two.url) as b:
         await a.subscribe(cursor="0")
         await b.subscribe(cursor="0")
@@ -297,3 +297,23 @@ async def test_shutdown_while_postgres_is_down_is_clean(
             await postgres_outage.end()
         code, _ = await client.closed()
     assert code == 1012
+
+
+async def test_clients_of_two_server_processes_each_get_everything(
+    conn: asyncpg.Connection, db_url: str, journal: Journal, connect: Connect
+) -> None:
+    """Two `journal serve` processes on one database: a client of either receives every event."""
+    env = {"DATABASE_URL": db_url, "JOURNAL_TOKENS": TOKEN}
+    with journal("serve", "--port", "0", env=env) as one, journal("serve", "--port", "0", env=env) as two:
+        urls = []
+        for process in (one, two):
+            port = (await asyncio.to_thread(process.wait_for_line, r"Uvicorn running on http://127\.0\.0\.1:(\d+)"))[1]
+            urls.append(f"ws://127.0.0.1:{port}/ws")
+        async with connect(urls[0]) as a, connect(urls[1]) as b:
+            await a.subscribe(cursor="0")
+            await b.subscribe(cursor="0")
+            ids = await write(conn, 10)
+            assert await ids_received(a, ids[-1]) == ids
+            assert await ids_received(b, ids[-1]) == ids
+        assert one.interrupt() == 0
+        assert two.interrupt() == 0
