@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import signal
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -178,3 +180,23 @@ def test_dev_uses_database_url_and_tokens_when_set(db_url: str, migrations_dir: 
     assert "embedded Postgres" not in output
     assert "development token" not in output
     assert "demo publisher" not in output
+
+
+def test_dev_killed_outright_does_not_leave_postgres_running_for_good(
+    tmp_path: Path, migrations_dir: Path, journal: Journal
+) -> None:
+    """A `journal dev` killed with SIGKILL cannot stop its Postgres; the next one reuses it and stops it on exit."""
+    data = tmp_path / "pg"
+    env = {"DATABASE_URL": "", "JOURNAL_TOKENS": TOKEN, "JOURNAL_MIGRATIONS_DIR": str(migrations_dir)}
+    args = ("dev", "--port", "0", "--data", str(data), "--demo-rate", "0")
+    with journal(*args, env=env) as first:
+        first.wait_for_line(r"Uvicorn running on")
+        os.killpg(first.process.pid, signal.SIGKILL)
+        first.process.wait()
+    assert (data / "postmaster.pid").exists()  # orphaned, still running
+    with journal(*args, env=env) as second:
+        second.wait_for_line(r"journal is up to date")
+        second.wait_for_line(r"Uvicorn running on")
+        assert second.interrupt() == 0
+    assert not (data / "postmaster.pid").exists()
+    assert "Failed" not in "".join(second.lines)

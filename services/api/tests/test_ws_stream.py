@@ -248,3 +248,25 @@ async def test_several_clients_each_get_every_event(
         ids = await write(conn, 20)
         for client in (a, b, c):
             assert [int(event["id"]) for event in await client.events_through(ids[-1])] == ids
+
+
+async def test_live_never_precedes_events_that_existed_at_subscribe(
+    conn: asyncpg.Connection, journal_server: StartServer, connect: Connect
+) -> None:
+    """Even when the hub has not read the newest events yet (here: no NOTIFY reaches it), a subscriber gets
+    every event up to the head its ready frame announced before the live frame."""
+    async with journal_server(check_interval_s=600) as server:
+        await conn.execute("ALTER TABLE events DISABLE TRIGGER events_notify")
+        try:
+            ids = await write(conn, 4)
+        finally:
+            await conn.execute("ALTER TABLE events ENABLE TRIGGER events_notify")
+        assert server.hub.head == 0
+        async with connect(server.url) as client:
+            ready = await client.subscribe(cursor="0")
+            frames = await frames_until(client, "live")
+    assert ready["head"] == "4"
+    assert [(frame["op"], frame["cursor"]) for frame in frames] == [
+        *[("event", str(n)) for n in ids],
+        ("live", "4"),
+    ]

@@ -139,6 +139,8 @@ def _dev(args: argparse.Namespace) -> None:
         print(f"serving ws://{args.host}:{args.port}/ws (Ctrl-C to stop)", flush=True)
         _serve(settings, args.host, args.port)
     finally:
+        # A second Ctrl-C must not cut the clean-up short and leave Postgres or the publisher running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if demo is not None:
             demo.send_signal(signal.SIGINT)  # as Ctrl-C would: it reports what it wrote and exits
             demo.wait()

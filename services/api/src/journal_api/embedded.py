@@ -34,14 +34,22 @@ class EmbeddedPostgres:
                     "database, or run from the repository with `make run`"
                 ) from None
         pgdata.mkdir(parents=True, exist_ok=True)
+        self._pgdata = pgdata
         self._server = get_server(pgdata, cleanup_mode=on_stop)
         # pg_ctl, run as pgserver's own system user when we are root (made at import, so unknown to mypy)
         self._pg_ctl: Any = getattr(_commands, "pg_ctl")  # noqa: B009
         self.dsn: str = self._server.get_uri()
 
     def stop(self) -> None:
-        """Stop the server (and delete its data when asked to)."""
+        """Stop the server (and delete its data when asked to).
+
+        pgserver stops the server only when no other process it knows of still uses it, and its list keeps the
+        ids of processes that were killed (a ``journal dev`` killed outright), which would leave the server
+        running for good. So a server still running after pgserver's clean-up is stopped here. One data folder
+        serves one ``journal dev`` (or one test run) at a time."""
         self._server.cleanup()
+        if (self._pgdata / "postmaster.pid").exists():
+            self.stop_server()
 
     def stop_server(self) -> None:
         """Stop the Postgres process but keep this handle, to :meth:`start_server` again (an outage)."""

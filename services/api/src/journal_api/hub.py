@@ -44,6 +44,22 @@ def _row_id(row: Row) -> int:
     return row.event.id
 
 
+class _Backoff:
+    """Exponential backoff from 0.1 s to 5 s that logs each failure it waits after."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._delay = _BACKOFF_FIRST_S
+
+    async def wait(self, error: BaseException) -> None:
+        _log.warning("%s failed (%s); retrying in %.1f s", self._what, type(error).__name__, self._delay)
+        await asyncio.sleep(self._delay)
+        self._delay = min(self._delay * 2, _BACKOFF_MAX_S)
+
+    def reset(self) -> None:
+        self._delay = _BACKOFF_FIRST_S
+
+
 class Hub:
     """Fans new events out to sessions.
 
@@ -145,19 +161,17 @@ class Hub:
             waiter.set()
 
     async def _fetch_forever(self) -> None:
-        delay = _BACKOFF_FIRST_S
+        backoff = _Backoff("reading new events")
         while True:
             await self._wake.wait()
             self._wake.clear()
             try:
                 await self._fetch()
             except DATABASE_ERRORS as exc:
-                _log.warning("reading new events failed (%s); retrying in %.1f s", type(exc).__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _BACKOFF_MAX_S)
+                await backoff.wait(exc)
                 self._wake.set()
             else:
-                delay = _BACKOFF_FIRST_S
+                backoff.reset()
 
     async def _fetch(self) -> None:
         """Read every row after ``head``, one statement per page however many sessions there are."""
@@ -217,14 +231,12 @@ class Hub:
     async def _reconnect(self) -> None:
         _log.warning("lost the LISTEN connection; reconnecting")
         await self._drop_listener()
-        delay = _BACKOFF_FIRST_S
+        backoff = _Backoff("reconnecting the listener")
         while True:
             try:
                 await self._connect()
             except DATABASE_ERRORS as exc:
-                _log.warning("reconnecting the listener failed (%s); retrying in %.1f s", type(exc).__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _BACKOFF_MAX_S)
+                await backoff.wait(exc)
             else:
                 break
         _log.info("listener reconnected; re-reading the journal")

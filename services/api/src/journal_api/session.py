@@ -119,7 +119,10 @@ class Session:
         """Send what the buffer holds after the position, or one page from the database when the position is
         older than the buffer. Return whether more backlog is waiting in the database."""
         buffered = self._hub.rows_after(self._position)
-        if buffered is None:
+        # The buffer serves only a position inside it, and only once it has reached the head announced in
+        # `ready`: until the hub has read that far, the backlog comes from the database, so `live` never comes
+        # before events the client was told exist.
+        if buffered is None or buffered[1] < self._head:
             page_size = self._settings.page_size
             page = await query_events(self._pool, limit=page_size, cursor=self._position, filters=self._filter)
             for event in page.events:
