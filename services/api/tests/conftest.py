@@ -45,9 +45,9 @@ __all__ = [
 
 
 @asynccontextmanager
-async def _serve(app: Starlette, port: int = 0) -> AsyncIterator[str]:
+async def _serve(app: Starlette, port: int = 0, log_level: str = "warning") -> AsyncIterator[str]:
     """Serve ``app`` on 127.0.0.1 (an ephemeral port unless given) for the duration; yield its base URL."""
-    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, log_level=log_level))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -165,9 +165,9 @@ def journal_server(make_settings: MakeSettings, serve: Serve) -> StartServer:
     """``async with journal_server(**settings) as server``: the real app on a real uvicorn server."""
 
     @asynccontextmanager
-    async def run(port: int = 0, **overrides: object) -> AsyncIterator[Running]:
+    async def run(port: int = 0, log_level: str = "warning", **overrides: object) -> AsyncIterator[Running]:
         app = create_app(make_settings(**overrides))
-        async with serve(app, port) as base:
+        async with serve(app, port, log_level) as base:
             yield Running(url=f"ws{base.removeprefix('http')}/ws", base=base, app=app)
 
     return run
@@ -207,8 +207,9 @@ class Client:
         """Read until the server closes; the close code and every frame received before it."""
         frames: list[dict[str, Any]] = []
         with contextlib.suppress(ConnectionClosed):
-            while True:
-                frames.append(await self.frame(timeout_s))
+            async with asyncio.timeout(timeout_s):  # for the whole wait: heartbeats must not keep it going
+                while True:
+                    frames.append(await self.frame(timeout_s))
         return self.socket.close_code, frames
 
 

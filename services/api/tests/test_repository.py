@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
@@ -382,6 +383,7 @@ async def test_label_with_nul_is_refused(conn: asyncpg.Connection) -> None:
     [
         '{"x": ' + "1" + "0" * 400 + "}",  # beyond double range
         '{"x": ' + '{"n": ' * 1100 + "1" + "}" * 1100 + "}",  # deeper than JSON readers go
+        '{"x": ' + '{"n": ' * 128 + "1" + "}" * 128 + "}",  # deeper than the 128 levels readers are given
     ],
 )
 async def test_an_undecodable_row_is_read_as_a_placeholder(conn: asyncpg.Connection, stored: str) -> None:
@@ -411,3 +413,11 @@ async def test_journal_state_needs_its_meta_row(conn: asyncpg.Connection) -> Non
         RuntimeError, match=r"journal_meta has no row: the journal was not created by `journal migrate`"
     ):
         await journal_state(conn)
+
+
+async def test_nesting_up_to_128_levels_is_read(conn: asyncpg.Connection) -> None:
+    """Plain SQL may nest deeper than append_event allows; up to 128 levels readers still get the payload."""
+    stored = '{"x": ' + '{"n": ' * 126 + "[1]" + "}" * 126 + "}"  # the list is the 128th level
+    await conn.execute("INSERT INTO events (type, payload) VALUES ('decision.made', $1::jsonb)", stored)
+    payload = (await query_events(conn, limit=1)).events[0].payload
+    assert json.dumps(payload, separators=(",", ":")) == stored.replace(" ", "")

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+import websockets
+from websockets.asyncio.server import ServerConnection
 
 from journal_api.cli import main
 
@@ -167,6 +169,7 @@ async def test_tail_stops_when_the_server_refuses_for_good(
     ("environment", "args", "file_text", "message"),
     [
         ({}, [], None, "JOURNAL_TOKEN is not set: export the operator token the server was given"),
+        ({"JOURNAL_TOKEN": TOKEN}, ["--url", "ws://:::bad"], None, "ws://:::bad is not a WebSocket URL"),
         ({"JOURNAL_TOKEN": TOKEN}, ["--url", "http://x/ws"], None, "--url must start with ws:// or wss://"),
         ({"JOURNAL_TOKEN": TOKEN}, [], "not json", "is not a cursor file; delete it or name another"),
         ({"JOURNAL_TOKEN": TOKEN}, [], "[1, 2]", "is not a cursor file; delete it or name another"),
@@ -192,3 +195,18 @@ def test_tail_refuses_bad_settings(
     err = capsys.readouterr().err
     assert err.startswith("journal tail: ")
     assert message in err
+
+
+async def test_tail_stops_when_the_url_is_not_a_journal_server(journal: Journal) -> None:
+    """A WebSocket server that does not speak journal.v1 is reported, not retried forever."""
+
+    async def not_a_journal(socket: ServerConnection) -> None:
+        await socket.send("hello")
+        await socket.wait_closed()
+
+    async with websockets.serve(not_a_journal, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        with journal("tail", "--url", f"ws://127.0.0.1:{port}/ws", env={"JOURNAL_TOKEN": TOKEN}) as cli:
+            assert await asyncio.to_thread(cli.process.wait, 60) == 2
+            output = cli.process.communicate()[0]
+    assert output == f"journal tail: ws://127.0.0.1:{port}/ws sent a frame that is not JSON: is it a journal server?\n"

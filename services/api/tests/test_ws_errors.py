@@ -73,8 +73,8 @@ async def refused(client: Client, first: object) -> tuple[int | None, list[dict[
             error("bad_filter", "bad filter: filter: Input should be a valid dictionary or instance of EventFilter"),
         ),
         (
-            {"op": "subscribe", "token": TOKEN, "epoch": 7},
-            error("bad_request", "epoch must be the string the ready frame gave"),
+            {"op": "subscribe", "token": "wrong-token-0123456789", "epoch": 7, "filter": {"x": 1}},
+            error("bad_request", "epoch must be the string the ready frame gave"),  # bad_request comes first
         ),
     ],
 )

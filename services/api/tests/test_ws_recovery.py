@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -11,8 +12,12 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
+import websockets
 
-from journal_api.hub import LISTENER_NAME
+from journal_api import hub as hub_module
+from journal_api import protocol
+from journal_api.hub import LISTENER_NAME, Hub
+from journal_api.models import Event
 
 from .conftest import TOKEN, Client, Connect, Journal, Running, StartServer, write
 
@@ -317,3 +322,179 @@ async def test_clients_of_two_server_processes_each_get_everything(
             assert await ids_received(b, ids[-1]) == ids
         assert one.interrupt() == 0
         assert two.interrupt() == 0
+
+
+def deep_payload(levels: int) -> str:
+    return '{"x": ' + '{"n": ' * (levels - 1) + "1" + "}" * (levels - 1) + "}"
+
+
+async def test_a_deeply_nested_row_never_stops_the_stream(
+    conn: asyncpg.Connection, journal_server: StartServer, connect: Connect
+) -> None:
+    """Plain SQL can store nesting that encoders choke on; that row arrives as a placeholder, live and in replay,
+    and every event after it still arrives."""
+    placeholder = {"unreadable_payload": "this payload cannot be decoded as JSON by readers; read it with SQL"}
+    async with journal_server() as server, connect(server.url) as live:
+        await live.subscribe(cursor="0")
+        await conn.execute("INSERT INTO events (type, payload) VALUES ('decision.made', $1::jsonb)", deep_payload(300))
+        ids = await write(conn, 2)
+        events = await live.events_through(ids[-1])
+        async with connect(server.url) as replaying:
+            await replaying.subscribe(cursor="0")
+            replayed = await replaying.events_through(ids[-1])
+    for received in (events, replayed):
+        assert [event["id"] for event in received] == ["1", "2", "3"]
+        assert received[0]["payload"] == placeholder
+
+
+async def test_a_fault_while_reading_is_logged_and_retried(
+    conn: asyncpg.Connection,
+    journal_server: StartServer,
+    connect: Connect,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug on the hub's read path (simulated: building a frame fails once) is logged with its traceback and
+    retried; the event is delivered once, and live delivery goes on."""
+    real_frame = protocol.event_frame
+    failures = [ZeroDivisionError("a bug")]
+
+    def flaky_frame(event: Event) -> str:
+        if failures:
+            raise failures.pop()
+        return real_frame(event)
+
+    monkeypatch.setattr(hub_module, "event_frame", flaky_frame)
+    caplog.set_level(logging.WARNING, logger="journal_api")
+    async with journal_server() as server, connect(server.url) as client:
+        await client.subscribe(cursor="0")
+        ids = await write(conn, 3)
+        assert await ids_received(client, ids[-1]) == ids
+    [fault] = [r for r in caplog.records if r.getMessage() == "reading new events hit a fault"]
+    assert fault.exc_info is not None
+    assert fault.exc_info[0] is ZeroDivisionError
+
+
+async def test_a_fault_in_the_watchdog_is_logged_and_survived(
+    conn: asyncpg.Connection,
+    journal_server: StartServer,
+    connect: Connect,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug in the listener check (simulated: the probe raises once) is logged; the watchdog keeps checking."""
+    real_probe = Hub._probe
+    calls = []
+
+    async def flaky_probe(self: Hub) -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ZeroDivisionError("a bug")
+        return await real_probe(self)
+
+    monkeypatch.setattr(Hub, "_probe", flaky_probe)
+    caplog.set_level(logging.WARNING, logger="journal_api")
+    async with journal_server(check_interval_s=0.05) as server, connect(server.url) as client:
+        await client.subscribe(cursor="0")
+
+        async def probed_again() -> bool:
+            return len(calls) >= 3
+
+        await until(probed_again, "the watchdog probed again after the fault")
+        ids = await write(conn, 2)
+        assert await ids_received(client, ids[-1]) == ids
+    assert [r.getMessage() for r in caplog.records].count("checking the listener hit a fault") == 1
+
+
+async def test_epoch_rotated_while_events_flow_is_noticed(
+    conn: asyncpg.Connection, db_url: str, journal_server: StartServer, connect: Connect
+) -> None:
+    """Notifications keep coming, yet the rotated epoch is noticed: live sessions restart (1012), and a new
+    subscriber is served under the new epoch without being restarted again."""
+    stop = asyncio.Event()
+
+    async def keep_writing() -> None:
+        writer = await asyncpg.connect(db_url)
+        try:
+            while not stop.is_set():
+                await write(writer)
+                await asyncio.sleep(0.01)
+        finally:
+            await writer.close()
+
+    async with journal_server(check_interval_s=0.1) as server:
+        writing = asyncio.create_task(keep_writing())
+        try:
+            async with connect(server.url) as client:
+                await client.subscribe(cursor="0")
+                await conn.execute("UPDATE journal_meta SET epoch = gen_random_uuid()")
+                code, _ = await client.closed()
+            assert code == 1012
+            new_epoch = str(await conn.fetchval("SELECT epoch FROM journal_meta"))
+            assert server.hub.epoch == new_epoch
+            async with connect(server.url) as client:
+                ready = await client.subscribe(cursor=None)
+                assert ready["epoch"] == new_epoch
+                ids = await write(conn, 2)
+                assert (await ids_received(client, ids[-1]))[-2:] == ids
+        finally:
+            stop.set()
+            await writing
+
+
+async def test_subscriber_who_sees_a_reset_first_is_told_to_come_back(
+    conn: asyncpg.Connection, journal_server: StartServer, connect: Connect
+) -> None:
+    """When a subscribe reads an epoch the hub has not noticed yet, the client is closed 1012 before any frame
+    and the hub re-reads at once; the next subscribe is served under the new epoch."""
+    async with journal_server(check_interval_s=600) as server:
+        await conn.execute("UPDATE journal_meta SET epoch = gen_random_uuid()")
+        new_epoch = str(await conn.fetchval("SELECT epoch FROM journal_meta"))
+        async with connect(server.url) as client:
+            await client.send({"op": "subscribe", "token": TOKEN, "cursor": "0"})
+            code, frames = await client.closed()
+        assert (code, frames) == (1012, [])
+
+        async def reset() -> bool:
+            return server.hub.epoch == new_epoch
+
+        await until(reset, "the hub noticed the new epoch")
+        async with connect(server.url) as client:
+            assert (await client.subscribe(cursor="0"))["epoch"] == new_epoch
+
+
+async def test_journal_restored_without_rotating_the_epoch_restarts_everyone(
+    conn: asyncpg.Connection, journal_server: StartServer, connect: Connect
+) -> None:
+    """If the head goes back (a restore without a new epoch), ids will be reused: live sessions restart, and a
+    cursor beyond the restored head is refused, so nobody skips the reused ids."""
+    ids = await write(conn, 10)
+    async with journal_server() as server, connect(server.url) as client:
+        await client.subscribe(cursor="0")
+        await client.events_through(ids[-1])
+        await conn.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
+        # What restoring an older backup looks like: the rows after 5 are gone and the sequence is back at 5.
+        await conn.execute("DELETE FROM events WHERE id > 5")
+        await conn.execute("SELECT setval('events_id_seq', 5)")
+        await conn.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")
+        await write(conn)  # wakes the hub
+        code, _ = await client.closed()
+        assert code == 1012
+        async with connect(server.url) as resumed:
+            await resumed.send({"op": "subscribe", "token": TOKEN, "cursor": "10"})
+            code, frames = await resumed.closed()
+        assert (code, frames[0]["code"]) == (4409, "cursor_ahead")
+
+
+async def test_shutdown_finishes_with_a_stalled_client_connected(
+    conn: asyncpg.Connection, journal_server: StartServer
+) -> None:
+    """A client that stopped reading cannot hold the server: it is dropped and shutdown completes."""
+    payload = json.dumps({"blob": "x" * 4000})
+    running = journal_server(send_timeout_s=0.3)
+    server = await running.__aenter__()
+    async with websockets.connect(server.url, max_queue=1, open_timeout=30) as socket:
+        await Client(socket).subscribe(cursor=None)
+        for _ in range(40):  # ~20 MB: the client's and the kernel's buffers fill, the server's sends block
+            await write(conn, 120, payload=payload)
+        await asyncio.wait_for(running.__aexit__(None, None, None), 60)

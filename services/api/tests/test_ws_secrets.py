@@ -27,15 +27,20 @@ async def test_secrets_written_by_plain_sql_appear_in_no_frame_and_no_log(
     """Nested, in lists, JWT and PEM values, a bearer header, a secret symbol: all redacted in replay and live
     frames; neither they nor the operator token reach any log line, at any level."""
     caplog.set_level(logging.DEBUG)
+    uvicorn_logger = logging.getLogger("uvicorn")  # uvicorn's loggers do not propagate: listen to them directly
     insert = "INSERT INTO events (type, symbol, payload) VALUES ('order.submitted', $1, $2::jsonb)"
     await conn.execute(insert, "Bearer abcdefgh12bearer", PAYLOAD)
-    async with journal_server() as server, connect(server.url) as client:
-        await client.send({"op": "subscribe", "token": TOKEN, "cursor": "0"})
-        replayed = [await client.socket.recv() for _ in range(3)]  # ready, the event, live
-        await conn.execute(insert, "Bearer abcdefgh12bearer", PAYLOAD)
-        live = await client.socket.recv()
-        await client.send({"op": "subscribe", "token": "wrong-token-" + TOKEN})  # a refused message, logged
-        await client.closed()
+    async with journal_server(log_level="debug") as server:
+        uvicorn_logger.addHandler(caplog.handler)  # after uvicorn configured its logging for this server
+        assert logging.getLogger("uvicorn.error").isEnabledFor(logging.DEBUG)
+        async with connect(server.url) as client:
+            await client.send({"op": "subscribe", "token": TOKEN, "cursor": "0"})
+            replayed = [await client.socket.recv() for _ in range(3)]  # ready, the event, live
+            await conn.execute(insert, "Bearer abcdefgh12bearer", PAYLOAD)
+            live = await client.socket.recv()
+            await client.send({"op": "subscribe", "token": "wrong-token-" + TOKEN})  # a refused message, logged
+            await client.closed()
+    uvicorn_logger.removeHandler(caplog.handler)
     frames = [str(frame) for frame in [*replayed, live]]
     events = [json.loads(frame)["event"] for frame in frames if '"op":"event"' in frame]
     assert len(events) == 2
@@ -51,7 +56,8 @@ async def test_secrets_written_by_plain_sql_appear_in_no_frame_and_no_log(
     # client library (websockets.client) logs its frames at DEBUG and is not the server.
     server_records = [record for record in caplog.records if record.name != "websockets.client"]
     logged = "\n".join(record.getMessage() + repr(record.args) + str(record.exc_info) for record in server_records)
-    assert "closing session: bad_request" in logged  # the logs were captured
+    assert "closing session: bad_request" in logged  # the journal's logs were captured
+    assert "connection open" in logged  # and uvicorn's, at DEBUG
     for secret in [*SECRETS, TOKEN]:
         assert all(secret not in frame for frame in frames)
         assert secret not in logged

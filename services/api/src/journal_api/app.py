@@ -15,6 +15,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from journal_api.hub import DATABASE_ERRORS, Hub
 from journal_api.settings import Settings
+from journal_api.transport import CLOSE_GRACE_S, JournalWebSocketProtocol
 from journal_api.ws import Journal, websocket_endpoint
 
 __all__ = ["MAX_MESSAGE_BYTES", "create_app", "server_config"]
@@ -71,13 +72,15 @@ def create_app(settings: Settings) -> Starlette:
 
 def server_config(app: Starlette, *, host: str, port: int, **options: Any) -> uvicorn.Config:
     """The uvicorn settings the protocol relies on: a 64 KiB message limit (1009 beyond it), no per-message
-    deflate, and the sans-I/O websockets implementation, whose sends wait for the client (backpressure)."""
+    deflate, and the sans-I/O websockets implementation, whose sends wait for the client (backpressure), in the
+    journal's variant that never logs frames and drops stalled clients."""
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        ws="websockets-sansio",
+        ws=JournalWebSocketProtocol,
         ws_max_size=MAX_MESSAGE_BYTES,
         ws_per_message_deflate=False,
+        timeout_graceful_shutdown=int(CLOSE_GRACE_S * 2),  # a backstop: stalled clients are aborted before
         **options,
     )

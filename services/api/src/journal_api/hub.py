@@ -64,13 +64,15 @@ class Hub:
     """Fans new events out to sessions.
 
     Public attributes: ``epoch`` (the journal's), ``floor`` and ``head`` (every event with ``floor < id <= head``
-    is in the buffer), ``closed``, ``listener_connects``.
+    is in the buffer), ``generation`` (bumped whenever the journal was found reset: sessions of an older
+    generation must restart), ``closed``, ``listener_connects``.
     """
 
     def __init__(self, dsn: str, pool: asyncpg.Pool, *, buffer_rows: int, check_interval_s: float) -> None:
         self.epoch = ""
         self.floor = 0
         self.head = 0
+        self.generation = 0
         self.closed = False
         self.listener_connects = 0
         self._dsn = dsn
@@ -82,7 +84,6 @@ class Hub:
         self._waiters: set[asyncio.Event] = set()
         self._wake = asyncio.Event()
         self._lost = asyncio.Event()
-        self._notified = False
         self._fetched = False
         self._reset_pending = False
         self._listener: asyncpg.Connection | None = None
@@ -93,8 +94,8 @@ class Hub:
     async def start(self) -> None:
         """Connect the listener and take the journal's head as the starting position. Fails if the database
         cannot be reached, so the server does not start half-blind."""
-        await self._connect()
         try:
+            await self._connect()
             self.epoch, self.head = await journal_state(self._pool)
         except BaseException:
             await self._drop_listener()
@@ -123,6 +124,12 @@ class Hub:
     def forget(self, waiter: asyncio.Event) -> None:
         self._waiters.discard(waiter)
 
+    def notice_epoch(self, epoch: str) -> None:
+        """A session read an epoch the hub does not have yet: re-read the journal from its new head now."""
+        if epoch != self.epoch:
+            self._reset_pending = True
+            self._wake.set()
+
     def rows_after(self, cursor: int) -> tuple[list[Row], int] | None:
         """The buffered rows after ``cursor`` and the head they reach, or ``None`` when ``cursor`` is older than
         the buffer (the caller must read the database)."""
@@ -134,11 +141,12 @@ class Hub:
     # private methods
 
     async def _connect(self) -> None:
+        await self._drop_listener()  # a half-made listener from a failed attempt is closed, never leaked
         listener = await asyncpg.connect(self._dsn, server_settings={"application_name": LISTENER_NAME})
         listener.add_termination_listener(self._on_lost)
-        await listener.add_listener("events", self._on_notify)
-        self._listener = listener
+        self._listener = listener  # owned from here on: _drop_listener closes it whatever happens next
         self._lost.clear()
+        await listener.add_listener("events", self._on_notify)
         self.listener_connects += 1
 
     async def _drop_listener(self) -> None:
@@ -150,7 +158,6 @@ class Hub:
 
     def _on_notify(self, *_: object) -> None:
         # Never trusted as data (the table is): only a wake-up. Callbacks must not block.
-        self._notified = True
         self._wake.set()
 
     def _on_lost(self, *_: object) -> None:
@@ -167,7 +174,9 @@ class Hub:
             self._wake.clear()
             try:
                 await self._fetch()
-            except DATABASE_ERRORS as exc:
+            except Exception as exc:  # live delivery for everyone must outlive any one fault
+                if not isinstance(exc, DATABASE_ERRORS):
+                    _log.exception("reading new events hit a fault")
                 await backoff.wait(exc)
                 self._wake.set()
             else:
@@ -179,18 +188,32 @@ class Hub:
         if self._reset_pending:
             epoch, head = await journal_state(self._pool)
             _log.warning("the journal's epoch changed (the database was reset or restored); restarting at %d", head)
-            self.epoch, self.floor, self.head = epoch, head, head
-            self._rows, self._offset, self._reset_pending = [], 0, False
-            self._notify_waiters()
+            self._reset(epoch, head)
         while True:
             page = await query_events(self._pool, limit=_FETCH_LIMIT, cursor=self.head)
-            self._rows.extend(Row(event, event_frame(event)) for event in page.events)
+            if page.head < self.head:
+                _log.error(
+                    "the journal's head went back from %d to %d: it was restored without rotating the epoch; "
+                    "restarting every session (clients with newer cursors are told to start again)",
+                    self.head,
+                    page.head,
+                )
+                self._reset(self.epoch, page.head)
+                continue
+            rows = [Row(event, event_frame(event)) for event in page.events]  # all or nothing
+            self._rows.extend(rows)
             self.head = page.cursor
             self._evict()
             if page.events:
                 self._notify_waiters()
             if len(page.events) < _FETCH_LIMIT:
                 return
+
+    def _reset(self, epoch: str, head: int) -> None:
+        self.epoch, self.floor, self.head = epoch, head, head
+        self._rows, self._offset, self._reset_pending = [], 0, False
+        self.generation += 1
+        self._notify_waiters()
 
     def _evict(self) -> None:
         excess = len(self._rows) - self._offset - self._buffer_rows
@@ -206,16 +229,18 @@ class Hub:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._lost.wait(), self._check_interval_s)
-            if self._lost.is_set() or not await self._probe():
-                await self._reconnect()
-            elif not self._fetched:
-                self._wake.set()  # nothing read for a whole interval: re-read in case a notification was lost
-            self._notified = self._fetched = False
+            try:
+                if self._lost.is_set() or not await self._probe():
+                    await self._reconnect()
+                elif not self._fetched:
+                    self._wake.set()  # nothing read for a whole interval: re-read in case a notification was lost
+            except Exception:  # the watchdog must outlive any one fault
+                _log.exception("checking the listener hit a fault")
+            self._fetched = False
 
     async def _probe(self) -> bool:
-        """Whether the listener still works; also notices a changed epoch. Skipped while notifications flow."""
-        if self._notified:
-            return True
+        """Whether the listener still works; also notices a changed epoch (every interval, busy or not: a
+        rotated epoch must be noticed while events keep coming)."""
         assert self._listener is not None
         try:
             epoch = await self._listener.fetchval(
@@ -223,9 +248,7 @@ class Hub:
             )
         except DATABASE_ERRORS:
             return False
-        if epoch != self.epoch:
-            self._reset_pending = True
-            self._wake.set()
+        self.notice_epoch(epoch)
         return True
 
     async def _reconnect(self) -> None:
@@ -240,6 +263,5 @@ class Hub:
             else:
                 break
         _log.info("listener reconnected; re-reading the journal")
-        self._notified = False  # so the probe really asks, and notices a journal that was reset meanwhile
-        await self._probe()
+        await self._probe()  # notices a journal that was reset meanwhile
         self._wake.set()  # events committed while the hub was deaf are read now

@@ -102,6 +102,9 @@ def parse_subscribe(text: str | None, *, header_token: str | None, tokens: Seque
         raise ProtocolError(
             "bad_request", f"unknown field(s) {', '.join(unknown)}; a subscribe has only {', '.join(_FIELDS)}"
         )
+    epoch = message.get("epoch")
+    if epoch is not None and not isinstance(epoch, str):
+        raise ProtocolError("bad_request", "epoch must be the string the ready frame gave")
     token = message.get("token")
     candidates = [t for t in (header_token, token) if t is not None]
     if not candidates or not all(isinstance(t, str) and _known(t, tokens) for t in candidates):
@@ -110,9 +113,6 @@ def parse_subscribe(text: str | None, *, header_token: str | None, tokens: Seque
         )
     cursor = _cursor(message.get("cursor"))
     event_filter = _filter(message.get("filter"))
-    epoch = message.get("epoch")
-    if epoch is not None and not isinstance(epoch, str):
-        raise ProtocolError("bad_request", "epoch must be the string the ready frame gave")
     return Subscription(cursor=cursor, epoch=epoch, filter=event_filter)
 
 

@@ -53,13 +53,30 @@ def event_from_row(row: asyncpg.Record) -> Event:
     )
 
 
+_UNREADABLE = {"unreadable_payload": "this payload cannot be decoded as JSON by readers; read it with SQL"}
+_MAX_READ_DEPTH = 128  # orjson encodes at most 254 levels; redaction and clients recurse too
+
+
 def _decode(payload: str) -> Any:
-    """A stored payload, or a placeholder when plain SQL stored one that JSON readers cannot decode (a number
-    beyond double range, nesting over 1024 levels): one odd row must never stop every reader."""
+    """A stored payload, or a placeholder when plain SQL stored one that readers cannot handle (a number beyond
+    double range, nesting over 128 levels): one odd row must never stop every reader."""
     try:
-        return orjson.loads(payload)
+        value = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        return {"unreadable_payload": "this payload cannot be decoded as JSON by readers; read it with SQL"}
+        return _UNREADABLE
+    return _UNREADABLE if _deeper_than(value, _MAX_READ_DEPTH) else value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest more than ``limit`` levels (iteratively: deep input must not hit recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        if children and depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 async def append_event(

@@ -55,6 +55,7 @@ class Session:
         self._filter = subscription.filter
         self._epoch = epoch
         self._head = head
+        self._generation = hub.generation
         self._position = head if subscription.cursor is None else subscription.cursor
         self._pongs = 0
         self._gone = False
@@ -96,8 +97,6 @@ class Session:
                 return
             if self._fault is not None:
                 raise self._fault
-            if self._hub.closed or self._hub.epoch != self._epoch:
-                raise Restart
             for _ in range(self._pongs):
                 await self._send(PONG)
             self._pongs = 0
@@ -118,6 +117,7 @@ class Session:
     async def _catch_up(self) -> bool:
         """Send what the buffer holds after the position, or one page from the database when the position is
         older than the buffer. Return whether more backlog is waiting in the database."""
+        self._check_hub()  # no await between this check and the read below
         buffered = self._hub.rows_after(self._position)
         # The buffer serves only a position inside it, and only once it has reached the head announced in
         # `ready`: until the hub has read that far, the backlog comes from the database, so `live` never comes
@@ -125,6 +125,7 @@ class Session:
         if buffered is None or buffered[1] < self._head:
             page_size = self._settings.page_size
             page = await query_events(self._pool, limit=page_size, cursor=self._position, filters=self._filter)
+            self._check_hub()  # a reset during the read: this page may belong to another journal
             for event in page.events:
                 await self._send(event_frame(event))
             self._position = page.cursor
@@ -135,6 +136,10 @@ class Session:
                 await self._send(row.frame)
         self._position = max(self._position, head)
         return False
+
+    def _check_hub(self) -> None:
+        if self._hub.closed or self._hub.generation != self._generation:
+            raise Restart
 
     async def _send(self, frame: str) -> None:
         try:

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 import orjson
 import websockets
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 __all__ = ["CursorFile", "Tail", "TailError", "pretty_line"]
 
@@ -99,7 +99,11 @@ class Tail:
         self._subscribed = False
         self._last_error = ""
         headers = {"Authorization": f"Bearer {self.token}"}
-        async with websockets.connect(self.url, additional_headers=headers, open_timeout=10) as socket:
+        try:
+            connecting = websockets.connect(self.url, additional_headers=headers, open_timeout=10)
+        except InvalidURI:
+            raise TailError(f"{self.url} is not a WebSocket URL (ws://host:port/ws)") from None
+        async with connecting as socket:
             request: dict[str, Any] = {"op": "subscribe", "cursor": self.cursor}
             if self.epoch is not None:
                 request["epoch"] = self.epoch
@@ -107,7 +111,12 @@ class Tail:
                 request["filter"] = self.filter
             await socket.send(orjson.dumps(request).decode())
             while True:
-                self._take(orjson.loads(await socket.recv()))
+                text = await socket.recv()
+                try:
+                    frame = orjson.loads(text)
+                except orjson.JSONDecodeError:
+                    raise TailError(f"{self.url} sent a frame that is not JSON: is it a journal server?") from None
+                self._take(frame)
 
     def _take(self, frame: dict[str, Any]) -> None:
         op = frame["op"]

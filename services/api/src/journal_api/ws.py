@@ -15,11 +15,11 @@ from journal_api.protocol import ProtocolError, bearer_token, error_frame, parse
 from journal_api.repository import journal_state
 from journal_api.session import Restart, Session
 from journal_api.settings import Settings
+from journal_api.transport import CLOSE_GRACE_S
 
 __all__ = ["Journal", "websocket_endpoint"]
 
 _log = logging.getLogger("journal_api.ws")
-_CLOSE_GRACE_S = 5.0  # how long a stalled client gets to take its error frame and close frame
 
 
 @dataclass
@@ -77,6 +77,9 @@ async def _serve(websocket: WebSocket, journal: Journal) -> None:
         message.get("text"), header_token=bearer_token(websocket.headers.get("authorization")), tokens=settings.tokens
     )
     epoch, head = await journal_state(journal.pool)
+    if epoch != journal.hub.epoch:  # the journal was reset and the hub has not seen it yet: come back shortly
+        journal.hub.notice_epoch(epoch)
+        raise Restart
     if subscription.epoch is not None and subscription.epoch != epoch:
         raise ProtocolError(
             "epoch_mismatch",
@@ -105,7 +108,7 @@ async def _close(websocket: WebSocket, error: ProtocolError | None, *, code: int
     """Send the error frame (if any) and the close frame; give up quietly if the client is gone or stalled."""
     _log.info("closing session: %s", error.code if error is not None else f"close code {code}")
     with contextlib.suppress(TimeoutError, WebSocketDisconnect, OSError, RuntimeError):
-        async with asyncio.timeout(_CLOSE_GRACE_S):
+        async with asyncio.timeout(CLOSE_GRACE_S):
             if error is not None:
                 await websocket.send_text(error_frame(error))
             await websocket.close(code=error.close_code if error is not None else (code or 1000))
