@@ -9,7 +9,7 @@ endif
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: test run sync lint typecheck pytest
+.PHONY: test run sync lint typecheck pytest bench bench-quick
 
 $(CURDIR)/.tools/uv/bin/uv:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.tools/uv uv
@@ -31,3 +31,10 @@ test: lint typecheck pytest
 
 run: sync
 	$(UV) run --no-sync journal dev --host $(HOST) --port $(PORT)
+
+# Not part of `make test`: measures the stream and writes docs/BENCHMARKS.md (docs/BENCHMARKS.md says what is measured).
+bench: sync
+	$(UV) run --no-sync python services/api/bench/run.py --out docs/BENCHMARKS.md
+
+bench-quick: sync
+	$(UV) run --no-sync python services/api/bench/run.py --quick

@@ -28,6 +28,12 @@ async def _healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Pool connections are handed back as they are: the journal's statements leave no session state (no LISTEN,
+    no session locks, cursors or settings), and asyncpg's default reset costs a statement per acquire, which on
+    the hub's fetch path is a statement per event (docs/BENCHMARKS.md)."""
+
+
 def _unusable(exc: BaseException) -> RuntimeError:
     # The DSN is not repeated: it may hold a password.
     if isinstance(exc, asyncpg.UndefinedTableError):
@@ -47,7 +53,12 @@ def create_app(settings: Settings) -> Starlette:
         # Fail at start-up, not on the first request, when the journal cannot be read.
         try:
             pool = await asyncpg.create_pool(
-                dsn, min_size=1, max_size=10, command_timeout=30, server_settings={"application_name": "journal-api"}
+                dsn,
+                min_size=1,
+                max_size=10,
+                command_timeout=30,
+                server_settings={"application_name": "journal-api"},
+                reset=_keep_session,
             )
         except DATABASE_ERRORS as exc:
             raise _unusable(exc) from exc

@@ -35,6 +35,7 @@ class EmbeddedPostgres:
                 ) from None
         pgdata.mkdir(parents=True, exist_ok=True)
         self._pgdata = pgdata
+        self.log: Path = pgdata / "log"  # the server's log file
         self._server = get_server(pgdata, cleanup_mode=on_stop)
         # pg_ctl, run as pgserver's own system user when we are root (made at import, so unknown to mypy)
         self._pg_ctl: Any = getattr(_commands, "pg_ctl")  # noqa: B009
