@@ -14,6 +14,7 @@ import websockets
 from websockets.asyncio.server import ServerConnection
 
 from journal_api.cli import main
+from journal_api.tail import Tail
 
 from .conftest import TOKEN, CliProcess, Journal, StartServer, free_port, write
 
@@ -210,3 +211,8 @@ async def test_tail_stops_when_the_url_is_not_a_journal_server(journal: Journal)
             assert await asyncio.to_thread(cli.process.wait, 60) == 2
             output = cli.process.communicate()[0]
     assert output == f"journal tail: ws://127.0.0.1:{port}/ws sent a frame that is not JSON: is it a journal server?\n"
+
+
+def test_a_tail_never_shows_its_token() -> None:
+    """Printing or logging a Tail shows no token."""
+    assert TOKEN not in repr(Tail(url="ws://127.0.0.1:1/ws", token=TOKEN))

@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    PrivateAttr,
     StringConstraints,
     field_validator,
     model_validator,
@@ -158,19 +159,23 @@ class NewEvent(BaseModel):
     def _redact_label(cls, label: str | None) -> str | None:
         return redact_text(label)
 
+    _payload_text: str = PrivateAttr(default="")
+
     @model_validator(mode="after")
     def _check_payload_size(self) -> NewEvent:
-        size = len(self.payload_text().encode())
+        text = payload_json(self.payload)
+        size = len(text.encode())
         if size > MAX_PAYLOAD_BYTES:
             raise ValueError(
                 f"payload is {size} bytes as JSON, over the limit of {MAX_PAYLOAD_BYTES}; "
                 "store large data elsewhere and put a reference in the event"
             )
+        self._payload_text = text  # measured once, sent as measured
         return self
 
     def payload_text(self) -> str:
         """The (redacted) payload as the JSON text sent to Postgres."""
-        return payload_json(self.payload)
+        return self._payload_text
 
 
 class EventFilter(BaseModel):

@@ -61,7 +61,7 @@ class Tail:
     """A resuming subscriber that prints events. :meth:`run` returns only when the server refuses for good."""
 
     url: str
-    token: str
+    token: str = field(repr=False)  # never in a repr, so never in a log
     cursor: str | None = None
     epoch: str | None = None
     filter: dict[str, Any] = field(default_factory=dict)
@@ -69,6 +69,9 @@ class Tail:
     cursor_file: CursorFile | None = None
     out: TextIO = sys.stdout
     err: TextIO = sys.stderr
+    # per connection: whether it got as far as `ready` (backoff starts over), and the last error frame's message
+    _subscribed: bool = field(default=False, init=False, repr=False)
+    _last_error: str = field(default="", init=False, repr=False)
 
     async def run(self) -> None:
         delay = _BACKOFF_FIRST_S
@@ -90,9 +93,6 @@ class Tail:
             print(f"journal tail: {problem}; reconnecting in {delay:g} s", file=self.err, flush=True)
             await asyncio.sleep(delay)
             delay = min(delay * 2, _BACKOFF_MAX_S)
-
-    _subscribed: bool = False
-    _last_error: str = ""
 
     async def _session(self) -> None:
         """One connection, until it closes (which always raises ConnectionClosed)."""
