@@ -33,8 +33,10 @@ run: sync
 	$(UV) run --no-sync journal dev --host $(HOST) --port $(PORT)
 
 # Not part of `make test`: measures the stream and writes docs/BENCHMARKS.md (docs/BENCHMARKS.md says what is measured).
-bench: sync
+bench: $(UV)
+	$(UV) sync --locked --group bench
 	$(UV) run --no-sync python services/api/bench/run.py --out docs/BENCHMARKS.md
 
-bench-quick: sync
+bench-quick: $(UV)
+	$(UV) sync --locked --group bench
 	$(UV) run --no-sync python services/api/bench/run.py --quick
