@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
@@ -294,3 +295,12 @@ async def test_a_server_fault_closes_1011_and_is_logged(
     [record] = [r for r in caplog.records if r.getMessage() == "session failed"]
     assert record.exc_info is not None
     assert record.exc_info[0] is ZeroDivisionError
+
+
+async def test_a_malformed_upgrade_is_refused_with_400(journal_server: StartServer, connect: Connect) -> None:
+    """An upgrade request without a WebSocket key gets HTTP 400 at the handshake; the server goes on serving."""
+    async with journal_server() as server, httpx.AsyncClient(base_url=server.base) as http:
+        response = await http.get("/ws", headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+        assert response.status_code == 400
+        async with connect(server.url) as client:
+            assert (await client.subscribe())["op"] == "ready"

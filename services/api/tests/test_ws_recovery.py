@@ -8,16 +8,16 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import pytest
 import websockets
 
 from journal_api import hub as hub_module
-from journal_api import protocol
-from journal_api.hub import LISTENER_NAME, Hub
-from journal_api.models import Event
+from journal_api import repository
+from journal_api.hub import LISTENER_NAME
+from journal_api.repository import FramePage
 
 from .conftest import TOKEN, Client, Connect, Journal, Running, StartServer, write
 
@@ -70,10 +70,10 @@ async def test_killed_listener_loses_nothing(
 async def test_listener_that_stops_answering_is_replaced(
     conn: asyncpg.Connection, journal_server: StartServer, connect: Connect
 ) -> None:
-    """The periodic probe notices a listener that no longer works even without a termination callback."""
+    """The periodic re-read notices a listener that no longer works even without a termination callback."""
     async with journal_server(check_interval_s=0.05) as server, connect(server.url) as client:
         await client.subscribe(cursor="0")
-        await conn.execute("ALTER TABLE journal_meta RENAME TO journal_meta_away")  # the probe now fails
+        await conn.execute("ALTER TABLE journal_meta RENAME TO journal_meta_away")  # reading now fails
 
         async def replaced() -> bool:
             return server.hub.listener_connects >= 2
@@ -354,56 +354,26 @@ async def test_a_fault_while_reading_is_logged_and_retried(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A bug on the hub's read path (simulated: building a frame fails once) is logged with its traceback and
-    retried; the event is delivered once, and live delivery goes on."""
-    real_frame = protocol.event_frame
+    """A bug on the hub's read path (simulated: reading fails once) is logged with its traceback and retried on
+    the same connection; the event is delivered once, and live delivery goes on."""
+    real_read = repository.read_frames
     failures = [ZeroDivisionError("a bug")]
 
-    def flaky_frame(event: Event) -> str:
+    async def flaky_read(db: asyncpg.Connection, **kwargs: Any) -> FramePage:
         if failures:
             raise failures.pop()
-        return real_frame(event)
+        return await real_read(db, **kwargs)
 
-    monkeypatch.setattr(hub_module, "event_frame", flaky_frame)
+    monkeypatch.setattr(hub_module, "read_frames", flaky_read)
     caplog.set_level(logging.WARNING, logger="journal_api")
     async with journal_server() as server, connect(server.url) as client:
         await client.subscribe(cursor="0")
         ids = await write(conn, 3)
         assert await ids_received(client, ids[-1]) == ids
+        assert server.hub.listener_connects == 1
     [fault] = [r for r in caplog.records if r.getMessage() == "reading new events hit a fault"]
     assert fault.exc_info is not None
     assert fault.exc_info[0] is ZeroDivisionError
-
-
-async def test_a_fault_in_the_watchdog_is_logged_and_survived(
-    conn: asyncpg.Connection,
-    journal_server: StartServer,
-    connect: Connect,
-    caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A bug in the listener check (simulated: the probe raises once) is logged; the watchdog keeps checking."""
-    real_probe = Hub._probe
-    calls = []
-
-    async def flaky_probe(self: Hub) -> bool:
-        calls.append(1)
-        if len(calls) == 1:
-            raise ZeroDivisionError("a bug")
-        return await real_probe(self)
-
-    monkeypatch.setattr(Hub, "_probe", flaky_probe)
-    caplog.set_level(logging.WARNING, logger="journal_api")
-    async with journal_server(check_interval_s=0.05) as server, connect(server.url) as client:
-        await client.subscribe(cursor="0")
-
-        async def probed_again() -> bool:
-            return len(calls) >= 3
-
-        await until(probed_again, "the watchdog probed again after the fault")
-        ids = await write(conn, 2)
-        assert await ids_received(client, ids[-1]) == ids
-    assert [r.getMessage() for r in caplog.records].count("checking the listener hit a fault") == 1
 
 
 async def test_epoch_rotated_while_events_flow_is_noticed(

@@ -62,7 +62,7 @@ def create_app(settings: Settings) -> Starlette:
             )
         except DATABASE_ERRORS as exc:
             raise _unusable(exc) from exc
-        hub = Hub(dsn, pool, buffer_rows=settings.buffer_rows, check_interval_s=settings.check_interval_s)
+        hub = Hub(dsn, buffer_rows=settings.buffer_rows, check_interval_s=settings.check_interval_s)
         try:
             await hub.start()
         except DATABASE_ERRORS as exc:
@@ -89,6 +89,7 @@ def server_config(app: Starlette, *, host: str, port: int, **options: Any) -> uv
         app,
         host=host,
         port=port,
+        loop="asyncio",  # uvloop measured no better for this server (docs/BENCHMARKS.md)
         ws=JournalWebSocketProtocol,
         ws_max_size=MAX_MESSAGE_BYTES,
         ws_per_message_deflate=False,

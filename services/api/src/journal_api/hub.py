@@ -10,15 +10,13 @@ import asyncio
 import contextlib
 import logging
 from bisect import bisect_right
-from dataclasses import dataclass
 
 import asyncpg
 
-from journal_api.models import Event
-from journal_api.protocol import event_frame
-from journal_api.repository import journal_state, query_events
+from journal_api.frames import Frame
+from journal_api.repository import journal_state, read_frames
 
-__all__ = ["DATABASE_ERRORS", "LISTENER_NAME", "Hub", "Row"]
+__all__ = ["DATABASE_ERRORS", "LISTENER_NAME", "Hub"]
 
 LISTENER_NAME = "journal-listener"
 """The listener's application_name, as pg_stat_activity shows it."""
@@ -27,21 +25,14 @@ DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.Interfa
 """What a lost or unreachable database raises."""
 
 _FETCH_LIMIT = 1000
+_READ_TIMEOUT_S = 5.0  # a read that takes longer means a connection that no longer answers
 _BACKOFF_FIRST_S = 0.1
 _BACKOFF_MAX_S = 5.0
 _log = logging.getLogger("journal_api.hub")
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    """A fetched event and its frame, serialised once for every client."""
-
-    event: Event
-    frame: str
-
-
-def _row_id(row: Row) -> int:
-    return row.event.id
+def _frame_id(frame: Frame) -> int:
+    return frame.id
 
 
 class _Backoff:
@@ -68,7 +59,7 @@ class Hub:
     generation must restart), ``closed``, ``listener_connects``.
     """
 
-    def __init__(self, dsn: str, pool: asyncpg.Pool, *, buffer_rows: int, check_interval_s: float) -> None:
+    def __init__(self, dsn: str, *, buffer_rows: int, check_interval_s: float) -> None:
         self.epoch = ""
         self.floor = 0
         self.head = 0
@@ -76,16 +67,14 @@ class Hub:
         self.closed = False
         self.listener_connects = 0
         self._dsn = dsn
-        self._pool = pool
         self._buffer_rows = buffer_rows
         self._check_interval_s = check_interval_s
-        self._rows: list[Row] = []
+        self._rows: list[Frame] = []
         self._offset = 0  # rows before this index were evicted; compacted now and then
         self._waiters: set[asyncio.Event] = set()
         self._wake = asyncio.Event()
-        self._lost = asyncio.Event()
+        self._lost = False
         self._fetched = False
-        self._reset_pending = False
         self._listener: asyncpg.Connection | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -96,7 +85,8 @@ class Hub:
         cannot be reached, so the server does not start half-blind."""
         try:
             await self._connect()
-            self.epoch, self.head = await journal_state(self._pool)
+            assert self._listener is not None
+            self.epoch, self.head = await journal_state(self._listener)
         except BaseException:
             await self._drop_listener()
             raise
@@ -124,18 +114,16 @@ class Hub:
     def forget(self, waiter: asyncio.Event) -> None:
         self._waiters.discard(waiter)
 
-    def notice_epoch(self, epoch: str) -> None:
-        """A session read an epoch the hub does not have yet: re-read the journal from its new head now."""
-        if epoch != self.epoch:
-            self._reset_pending = True
-            self._wake.set()
+    def read_now(self) -> None:
+        """Read the journal at once (a subscriber read an epoch the hub does not have yet: the read notices it)."""
+        self._wake.set()
 
-    def rows_after(self, cursor: int) -> tuple[list[Row], int] | None:
+    def rows_after(self, cursor: int) -> tuple[list[Frame], int] | None:
         """The buffered rows after ``cursor`` and the head they reach, or ``None`` when ``cursor`` is older than
         the buffer (the caller must read the database)."""
         if cursor < self.floor:
             return None
-        index = bisect_right(self._rows, cursor, lo=self._offset, key=_row_id)
+        index = bisect_right(self._rows, cursor, lo=self._offset, key=_frame_id)
         return self._rows[index:], self.head
 
     # private methods
@@ -145,7 +133,7 @@ class Hub:
         listener = await asyncpg.connect(self._dsn, server_settings={"application_name": LISTENER_NAME})
         listener.add_termination_listener(self._on_lost)
         self._listener = listener  # owned from here on: _drop_listener closes it whatever happens next
-        self._lost.clear()
+        self._lost = False
         await listener.add_listener("events", self._on_notify)
         self.listener_connects += 1
 
@@ -161,21 +149,27 @@ class Hub:
         self._wake.set()
 
     def _on_lost(self, *_: object) -> None:
-        self._lost.set()
+        self._lost = True
+        self._wake.set()  # the fetcher replaces the connection at once
 
     def _notify_waiters(self) -> None:
         for waiter in self._waiters:
             waiter.set()
 
     async def _fetch_forever(self) -> None:
+        """The one task that uses the hub's connection: replaces it when lost, then reads."""
         backoff = _Backoff("reading new events")
         while True:
             await self._wake.wait()
             self._wake.clear()
             try:
+                if self._lost:
+                    await self._reconnect()
                 await self._fetch()
             except Exception as exc:  # live delivery for everyone must outlive any one fault
-                if not isinstance(exc, DATABASE_ERRORS):
+                if isinstance(exc, DATABASE_ERRORS):
+                    self._lost = True  # the connection may be gone: replace it before reading again
+                else:
                     _log.exception("reading new events hit a fault")
                 await backoff.wait(exc)
                 self._wake.set()
@@ -183,14 +177,20 @@ class Hub:
                 backoff.reset()
 
     async def _fetch(self) -> None:
-        """Read every row after ``head``, one statement per page however many sessions there are."""
+        """Read every row after ``head`` on the hub's own connection, one statement per page however many sessions
+        there are; each page also tells the journal's epoch, so a reset costs no statement to notice."""
         self._fetched = True
-        if self._reset_pending:
-            epoch, head = await journal_state(self._pool)
-            _log.warning("the journal's epoch changed (the database was reset or restored); restarting at %d", head)
-            self._reset(epoch, head)
+        listener = self._listener
+        assert listener is not None  # connected by start(), replaced by _reconnect() before any read
         while True:
-            page = await query_events(self._pool, limit=_FETCH_LIMIT, cursor=self.head)
+            async with asyncio.timeout(max(self._check_interval_s, _READ_TIMEOUT_S)):
+                page = await read_frames(listener, limit=_FETCH_LIMIT, cursor=self.head)
+            if page.epoch != self.epoch:
+                _log.warning(
+                    "the journal's epoch changed (the database was reset or restored); restarting at %d", page.head
+                )
+                self._reset(page.epoch, page.head)
+                continue
             if page.head < self.head:
                 _log.error(
                     "the journal's head went back from %d to %d: it was restored without rotating the epoch; "
@@ -200,18 +200,17 @@ class Hub:
                 )
                 self._reset(self.epoch, page.head)
                 continue
-            rows = [Row(event, event_frame(event)) for event in page.events]  # all or nothing
-            self._rows.extend(rows)
+            self._rows.extend(page.frames)
             self.head = page.cursor
             self._evict()
-            if page.events:
+            if page.frames:
                 self._notify_waiters()
-            if len(page.events) < _FETCH_LIMIT:
+            if len(page.frames) < _FETCH_LIMIT:
                 return
 
     def _reset(self, epoch: str, head: int) -> None:
         self.epoch, self.floor, self.head = epoch, head, head
-        self._rows, self._offset, self._reset_pending = [], 0, False
+        self._rows, self._offset = [], 0
         self.generation += 1
         self._notify_waiters()
 
@@ -219,37 +218,20 @@ class Hub:
         excess = len(self._rows) - self._offset - self._buffer_rows
         if excess > 0:
             self._offset += excess
-            self.floor = self._rows[self._offset - 1].event.id
+            self.floor = self._rows[self._offset - 1].id
             if self._offset > self._buffer_rows:  # amortised: copy only once the dead prefix outgrows the buffer
                 del self._rows[: self._offset]
                 self._offset = 0
 
     async def _watch_forever(self) -> None:
-        """Notice a dead listener (termination callback or a failed probe), reconnect, and re-read."""
+        """When a whole interval passed without a read, read anyway: that catches a lost notification, proves the
+        connection still answers (a failed read replaces it) and checks the epoch; while events flow it costs
+        nothing."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), self._check_interval_s)
-            try:
-                if self._lost.is_set() or not await self._probe():
-                    await self._reconnect()
-                elif not self._fetched:
-                    self._wake.set()  # nothing read for a whole interval: re-read in case a notification was lost
-            except Exception:  # the watchdog must outlive any one fault
-                _log.exception("checking the listener hit a fault")
+            await asyncio.sleep(self._check_interval_s)
+            if not self._fetched:
+                self._wake.set()
             self._fetched = False
-
-    async def _probe(self) -> bool:
-        """Whether the listener still works; also notices a changed epoch (every interval, busy or not: a
-        rotated epoch must be noticed while events keep coming)."""
-        assert self._listener is not None
-        try:
-            epoch = await self._listener.fetchval(
-                "SELECT epoch::text FROM journal_meta", timeout=self._check_interval_s
-            )
-        except DATABASE_ERRORS:
-            return False
-        self.notice_epoch(epoch)
-        return True
 
     async def _reconnect(self) -> None:
         _log.warning("lost the LISTEN connection; reconnecting")
@@ -262,6 +244,4 @@ class Hub:
                 await backoff.wait(exc)
             else:
                 break
-        _log.info("listener reconnected; re-reading the journal")
-        await self._probe()  # notices a journal that was reset meanwhile
-        self._wake.set()  # events committed while the hub was deaf are read now
+        _log.info("listener reconnected; re-reading the journal")  # the read that follows also notices a reset

@@ -11,8 +11,9 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Protocol, get_args
 
+import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -31,6 +32,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_ID",
     "MAX_PAYLOAD_BYTES",
+    "MAX_READ_DEPTH",
     "Channel",
     "Event",
     "EventFilter",
@@ -38,7 +40,9 @@ __all__ = [
     "Level",
     "NewEvent",
     "Page",
+    "Routable",
     "channel_of",
+    "decode_payload",
     "payload_json",
 ]
 
@@ -115,6 +119,32 @@ def _string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+_UNREADABLE = {"unreadable_payload": "this payload cannot be decoded as JSON by readers; read it with SQL"}
+MAX_READ_DEPTH = 128  # orjson encodes at most 254 levels; redaction and clients recurse too
+
+
+def decode_payload(payload: str) -> Any:
+    """A stored payload, or a placeholder when plain SQL stored one that readers cannot handle (a number beyond
+    double range, nesting over 128 levels): one odd row must never stop every reader."""
+    try:
+        value = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return _UNREADABLE
+    return _UNREADABLE if _deeper_than(value, MAX_READ_DEPTH) else value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest more than ``limit`` levels (iteratively: deep input must not hit recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        if children and depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 class Event(BaseModel):
     """One journal row as readers see it (payload already redacted)."""
 
@@ -178,6 +208,21 @@ class NewEvent(BaseModel):
         return self._payload_text
 
 
+class Routable(Protocol):
+    """What a filter looks at: an :class:`Event`, or an event's frame on the stream."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def level(self) -> str: ...
+    @property
+    def symbol(self) -> str | None: ...
+    @property
+    def trade_id(self) -> str | None: ...
+    @property
+    def channel(self) -> Channel: ...
+
+
 class EventFilter(BaseModel):
     """Which events a reader wants: AND across fields, OR within one; omitted fields match everything."""
 
@@ -197,7 +242,7 @@ class EventFilter(BaseModel):
             raise ValueError("a filter value may not look like a secret (bearer token, JWT or private key)")
         return labels
 
-    def matches(self, event: Event) -> bool:
+    def matches(self, event: Routable) -> bool:
         """Whether ``event`` passes this filter: the same rule the repository's SQL applies."""
         if self.channels is not None and event.channel not in self.channels:
             return False

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import SecretStr, ValidationError
 
-from journal_api.models import MAX_ID, Event, EventFilter
+from journal_api.models import MAX_ID, EventFilter
 
 __all__ = [
     "PONG",
@@ -24,7 +24,6 @@ __all__ = [
     "Subscription",
     "bearer_token",
     "error_frame",
-    "event_frame",
     "heartbeat_frame",
     "is_ping",
     "live_frame",
@@ -129,28 +128,6 @@ def is_ping(text: str | None) -> bool:
 
 def ready_frame(epoch: str, cursor: int, head: int) -> str:
     return _dumps({"op": "ready", "epoch": epoch, "cursor": str(cursor), "head": str(head)})
-
-
-def event_frame(event: Event) -> str:
-    """The frame of one event; built once per event and sent as is to every client it matches."""
-    identifier = str(event.id)
-    return _dumps(
-        {
-            "op": "event",
-            "cursor": identifier,
-            "event": {
-                "id": identifier,
-                "ts": event.ts.isoformat(timespec="microseconds"),
-                "type": event.type,
-                "channel": event.channel,
-                "level": event.level,
-                "public_safe": event.public_safe,
-                "symbol": event.symbol,
-                "trade_id": event.trade_id,
-                "payload": event.payload,
-            },
-        }
-    )
 
 
 def live_frame(cursor: int) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["REDACTED", "is_sensitive_key", "looks_secret", "redact", "redact_text"]
+__all__ = ["REDACTED", "is_sensitive_key", "looks_secret", "may_hold_secrets", "redact", "redact_text"]
 
 REDACTED = "[REDACTED]"
 
@@ -52,6 +52,19 @@ def is_sensitive_key(key: str) -> bool:
 def looks_secret(text: str) -> bool:
     """Whether a string contains a bearer token, a JWT or a PEM private key."""
     return _SECRET_VALUE.search(text) is not None
+
+
+def may_hold_secrets(json_text: str) -> bool:
+    """Whether :func:`redact` might change the value this JSON text decodes to; ``False`` only when it certainly
+    would not, which lets a reader copy the text as it is.
+
+    Checked on the text as a whole, so it is cheap and errs only towards ``True``: without a backslash, every key
+    and string appears verbatim in the text, so a secret-looking string matches somewhere in it, and a sensitive
+    key, folded, is a run of the whole text folded the same way."""
+    if "\\" in json_text or _SECRET_VALUE.search(json_text):
+        return True
+    folded = _NOT_ALNUM.sub("", json_text.lower())
+    return any(part in folded for part in _SENSITIVE_PARTS)
 
 
 def redact_text(text: str | None) -> str | None:

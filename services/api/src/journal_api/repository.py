@@ -3,17 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 import asyncpg
-import orjson
 
-from journal_api.models import LEVELS, MAX_ID, Event, EventFilter, JsonObject, Level, NewEvent, Page
+from journal_api.frames import Frame, frame_from_row
+from journal_api.models import LEVELS, MAX_ID, Event, EventFilter, JsonObject, Level, NewEvent, Page, decode_payload
 from journal_api.redaction import redact, redact_text
 
-__all__ = ["MAX_LIMIT", "Database", "append_event", "event_from_row", "journal_state", "query_events"]
+__all__ = [
+    "MAX_LIMIT",
+    "Database",
+    "FramePage",
+    "append_event",
+    "event_from_row",
+    "journal_state",
+    "query_events",
+    "read_frames",
+]
 
 MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class FramePage:
+    """A page of frames, the position to continue from, and the journal's head and epoch when it was read."""
+
+    frames: list[Frame]
+    cursor: int
+    head: int
+    epoch: str
+
 
 Database = asyncpg.Connection | asyncpg.Pool
 """Anything the repository can run statements on: a connection or a pool."""
@@ -27,11 +47,14 @@ _INSERT = f"""
     RETURNING {_COLUMNS}
 """  # noqa: S608
 
-# One statement, so the page and the head come from one snapshot: every event <= head is either in the page or
-# does not match, which is what lets a filtered reader's cursor advance to the head.
+# One statement, so the page, the head and the epoch come from one snapshot: every event <= head is either in the
+# page or does not match, which is what lets a filtered reader's cursor advance to the head; and a reader that
+# polls (the hub) learns of a reset journal with no statement of its own.
 _PAGE = """
-    SELECT h.head, e.*
-    FROM (SELECT coalesce(max(id), 0) AS head FROM events) AS h
+    SELECT h.head, h.epoch, e.*
+    FROM (
+        SELECT coalesce(max(id), 0) AS head, (SELECT epoch::text FROM journal_meta) AS epoch FROM events
+    ) AS h
     LEFT JOIN LATERAL (
         SELECT {columns} FROM events WHERE id > $1{conditions} ORDER BY id LIMIT $2
     ) AS e ON true
@@ -49,34 +72,8 @@ def event_from_row(row: asyncpg.Record) -> Event:
         public_safe=row["public_safe"],
         symbol=redact_text(row["symbol"]),
         trade_id=redact_text(row["trade_id"]),
-        payload=redact(_decode(row["payload"])),
+        payload=redact(decode_payload(row["payload"])),
     )
-
-
-_UNREADABLE = {"unreadable_payload": "this payload cannot be decoded as JSON by readers; read it with SQL"}
-_MAX_READ_DEPTH = 128  # orjson encodes at most 254 levels; redaction and clients recurse too
-
-
-def _decode(payload: str) -> Any:
-    """A stored payload, or a placeholder when plain SQL stored one that readers cannot handle (a number beyond
-    double range, nesting over 128 levels): one odd row must never stop every reader."""
-    try:
-        value = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return _UNREADABLE
-    return _UNREADABLE if _deeper_than(value, _MAX_READ_DEPTH) else value
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether containers nest more than ``limit`` levels (iteratively: deep input must not hit recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        if children and depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
 
 
 async def append_event(
@@ -102,6 +99,32 @@ async def query_events(
 ) -> Page:
     """The events after ``cursor`` (``None``: from the start) that match ``filters``, in id order, at most
     ``limit`` (1 to 1000), with the head and the position to continue from."""
+    start, rows = await _page(db, limit, cursor, filters)
+    events = [event_from_row(row) for row in rows if row["id"] is not None]
+    position = events[-1].id if len(events) == limit else max(start, rows[0]["head"])
+    return Page(events=events, cursor=position, head=rows[0]["head"])
+
+
+async def read_frames(
+    db: Database,
+    *,
+    limit: int,
+    cursor: int,
+    filters: EventFilter | None = None,
+) -> FramePage:
+    """What :func:`query_events` reads, as frames ready to send (the stream's read path), with the epoch."""
+    start, rows = await _page(db, limit, cursor, filters)
+    frames = [frame_from_row(row) for row in rows if row["id"] is not None]
+    head, epoch = rows[0]["head"], rows[0]["epoch"]
+    if epoch is None:
+        raise RuntimeError("journal_meta has no row: the journal was not created by `journal migrate`")
+    position = frames[-1].id if len(frames) == limit else max(start, head)
+    return FramePage(frames=frames, cursor=position, head=head, epoch=epoch)
+
+
+async def _page(
+    db: Database, limit: int, cursor: int | None, filters: EventFilter | None
+) -> tuple[int, list[asyncpg.Record]]:
     if not _whole(limit, 1, MAX_LIMIT):
         raise ValueError(f"limit must be a whole number between 1 and {MAX_LIMIT}, got {limit!r}")
     start = 0 if cursor is None else cursor
@@ -110,11 +133,7 @@ async def query_events(
     params: list[object] = [start, limit]
     conditions = _conditions(filters or EventFilter(), params)
     sql = _PAGE.format(columns=_COLUMNS, conditions="".join(f" AND {c}" for c in conditions))
-    rows = await db.fetch(sql, *params)
-    head: int = rows[0]["head"]
-    events = [event_from_row(row) for row in rows if row["id"] is not None]
-    position = events[-1].id if len(events) == limit else max(start, head)
-    return Page(events=events, cursor=position, head=head)
+    return start, await db.fetch(sql, *params)
 
 
 async def journal_state(db: Database) -> tuple[str, int]:

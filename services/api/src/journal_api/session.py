@@ -8,26 +8,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import asyncpg
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from journal_api.frames import text_frame
 from journal_api.hub import Hub
+from journal_api.models import EventFilter
 from journal_api.protocol import (
     PONG,
     ProtocolError,
     Subscription,
-    event_frame,
     heartbeat_frame,
     is_ping,
     live_frame,
     ready_frame,
 )
-from journal_api.repository import query_events
+from journal_api.repository import read_frames
 from journal_api.settings import Settings
+from journal_api.transport import SEND_FRAMES, SendFrames
 
 __all__ = ["Restart", "Session"]
+
+_WRITE_BYTES = 65_536  # frames are written in runs of about this size: few system calls, bounded buffers
 
 
 class Restart(Exception):  # noqa: N818 - an instruction to the client, not a fault
@@ -53,6 +58,8 @@ class Session:
         self._pool = pool
         self._settings = settings
         self._filter = subscription.filter
+        self._everything = subscription.filter == EventFilter()
+        self._send_frames: SendFrames = websocket.scope["extensions"][SEND_FRAMES]["send"]
         self._epoch = epoch
         self._head = head
         self._generation = hub.generation
@@ -97,8 +104,7 @@ class Session:
                 return
             if self._fault is not None:
                 raise self._fault
-            for _ in range(self._pongs):
-                await self._send(PONG)
+            await self._send_all([text_frame(PONG.encode())] * self._pongs)
             self._pongs = 0
             behind = await self._catch_up()
             if not behind and not live:
@@ -124,16 +130,14 @@ class Session:
         # before events the client was told exist.
         if buffered is None or buffered[1] < self._head:
             page_size = self._settings.page_size
-            page = await query_events(self._pool, limit=page_size, cursor=self._position, filters=self._filter)
+            page = await read_frames(self._pool, limit=page_size, cursor=self._position, filters=self._filter)
             self._check_hub()  # a reset during the read: this page may belong to another journal
-            for event in page.events:
-                await self._send(event_frame(event))
+            await self._send_all(frame.wire for frame in page.frames)
             self._position = page.cursor
-            return len(page.events) == page_size
-        rows, head = buffered  # taken together, so rows appended while sending wait for the next round
-        for row in rows:
-            if self._filter.matches(row.event):
-                await self._send(row.frame)
+            return len(page.frames) == page_size
+        frames, head = buffered  # taken together, so frames appended while sending wait for the next round
+        matches = self._filter.matches
+        await self._send_all(frame.wire for frame in frames if self._everything or matches(frame))
         self._position = max(self._position, head)
         return False
 
@@ -142,12 +146,31 @@ class Session:
             raise Restart
 
     async def _send(self, frame: str) -> None:
+        await self._send_all((text_frame(frame.encode()),))
+
+    async def _send_all(self, frames: Iterable[bytes]) -> None:
+        """Write encoded frames in order, a run of about :data:`_WRITE_BYTES` at a time, each within the send
+        timeout (a client that takes none of them in that time is a slow consumer)."""
+        run: list[bytes] = []
+        size = 0
+        for frame in frames:
+            run.append(frame)
+            size += len(frame)
+            if size >= _WRITE_BYTES:
+                await self._write_run(b"".join(run))
+                run, size = [], 0
+        if run:
+            await self._write_run(b"".join(run))
+
+    async def _write_run(self, data: bytes) -> None:
         try:
             async with asyncio.timeout(self._settings.send_timeout_s):
-                await self._websocket.send_text(frame)
+                await self._send_frames(data)
         except TimeoutError:
             raise ProtocolError(
                 "slow_consumer",
                 f"the client took no frame for {self._settings.send_timeout_s:g} s; "
                 "reconnect and resume from your last cursor",
             ) from None
+        except OSError:  # the client is gone: reported the way Starlette reports it
+            raise WebSocketDisconnect(1006) from None

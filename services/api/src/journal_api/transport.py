@@ -2,30 +2,54 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
+from websockets.protocol import State
 
-__all__ = ["CLOSE_GRACE_S", "JournalWebSocketProtocol"]
+__all__ = ["CLOSE_GRACE_S", "SEND_FRAMES", "JournalWebSocketProtocol", "SendFrames"]
+
+SEND_FRAMES = "journal.send_frames"
+"""The ASGI scope extension through which a session writes frames the hub encoded once: ``{"send": SendFrames}``."""
+
+SendFrames = Callable[[bytes], Awaitable[None]]
 
 CLOSE_GRACE_S = 5.0
 """How long a finished connection may take to hand its last bytes (error and close frames) to the client."""
 
 
 class JournalWebSocketProtocol(WebSocketsSansIOProtocol):
-    """Frames are never logged, and a stalled client is dropped.
+    """Frames are never logged, a stalled client is dropped, and encoded frames can be written as they are.
 
     - websockets logs whole frames, a subscribe's token included, when its logger is at DEBUG; uvicorn gives it
       ``uvicorn.error``, which operators do set to DEBUG. Frame logging is turned off here for good.
     - When the handler has finished, uvicorn closes the transport, which waits for the client to take what is
       still buffered: forever, if the client has stopped reading. Such a connection is aborted after
       :data:`CLOSE_GRACE_S`, so it holds no socket, no memory and no shutdown.
+    - The ASGI scope carries :data:`SEND_FRAMES`: a server's frames are unmasked, so one encoding of an event serves
+      every client, and a session writes many frames in one call. uvicorn's own send would frame each message
+      again for every client.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.conn.debug = False
         self._lost = False
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        if self.handshake_initiated and not self.close_sent:  # the app's task is scheduled, not started yet
+            self.scope["extensions"][SEND_FRAMES] = {"send": self.send_frames}
+
+    async def send_frames(self, data: bytes) -> None:
+        """Write whole encoded frames, once the client has taken enough of what came before (backpressure)."""
+        await self.writable.wait()
+        if self.disconnected or self.close_sent or self.conn.state is not State.OPEN:
+            raise ClientDisconnected
+        self.transport.write(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True

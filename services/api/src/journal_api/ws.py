@@ -78,7 +78,7 @@ async def _serve(websocket: WebSocket, journal: Journal) -> None:
     )
     epoch, head = await journal_state(journal.pool)
     if epoch != journal.hub.epoch:  # the journal was reset and the hub has not seen it yet: come back shortly
-        journal.hub.notice_epoch(epoch)
+        journal.hub.read_now()
         raise Restart
     if subscription.epoch is not None and subscription.epoch != epoch:
         raise ProtocolError(
