@@ -23,7 +23,7 @@ from array import array
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import uvloop
 
@@ -78,8 +78,7 @@ class _Client(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = transport = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport
         key = "dGhlIHNhbXBsZSBub25jZQ=="  # the key does not need to be random for a benchmark
         transport.write(
             f"GET {self._target.path} HTTP/1.1\r\nHost: {self._target.host}:{self._target.port}\r\n"

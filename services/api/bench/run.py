@@ -244,6 +244,36 @@ async def floor_notify(dsn: str, count: int, rate: float) -> Latencies:
     return Latencies(samples)
 
 
+async def floor_notify_then_read(dsn: str, count: int, rate: float) -> Latencies:
+    """What any "NOTIFY the id, then read the row" design pays before it can send anything: the writer's INSERT
+    (through the journal's triggers) -> the notification -> one SELECT of that row on the listening connection."""
+    listener, writer = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    read: asyncio.Queue[float] = asyncio.Queue()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def fetch(identifier: str) -> None:
+        await listener.fetchrow("SELECT id, ts, type, payload::text FROM events WHERE id = $1", int(identifier))
+        read.put_nowait(time.perf_counter())
+
+    def notified(*args: Any) -> None:
+        task = asyncio.create_task(fetch(args[3]))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    await listener.add_listener("events", notified)
+    samples = []
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            await writer.fetchval(INSERT.format(table="events"), PAYLOAD)
+            samples.append(await asyncio.wait_for(read.get(), 10) - started)
+            await asyncio.sleep(max(0.0, 1 / rate - (time.perf_counter() - started)))
+    finally:
+        await listener.close()
+        await writer.close()
+    return Latencies(samples)
+
+
 async def one_parsing_client(
     dsn: str, port: int, count: int, rate: float, statements: StatementLog
 ) -> tuple[Latencies, float | None]:
@@ -493,7 +523,7 @@ _PLAN: dict[str, tuple[Any, Any]] = {
     "latency_rate": (10.0, 50.0),
     "many_clients": ((100, 1000), (20, 100)),
     "fan_out_clients": (1000, 100),
-    "fan_out_rate": (250.0, 100.0),
+    "fan_out_rate": (400.0, 100.0),
     "fan_out_seconds": (10.0, 3.0),
     "replay_rows": (1_000_000, 20_000),
     "live_clients": (10, 5),
@@ -540,6 +570,8 @@ async def measure(server_url: str, plan: Plan, log: Path | None, work: Path) -> 
         print("latency", flush=True)
         floor = await floor_notify(dsn, plan.latency_events, plan.latency_rate)
         figures.set("floor_notify", floor.p50_ms, floor.describe())
+        design = await floor_notify_then_read(dsn, plan.latency_events, plan.latency_rate)
+        figures.set("floor_read", design.p50_ms, design.describe())
         if log is not None:
             await admin.execute(f"ALTER DATABASE {names[0]} SET log_statement = 'all'")
         async with running(start_ours(dsn, work)) as server:
@@ -695,6 +727,12 @@ def report(f: Figures, plan: Plan, command: str) -> str:
     small, large = plan.many_clients
     rows = [
         ("NOTIFY floor: `pg_notify` -> asyncpg listener callback", "reference", t["floor_notify"], ""),
+        (
+            "design floor: INSERT -> NOTIFY -> SELECT of that row on the listener (no server, no client)",
+            "reference",
+            t["floor_read"],
+            "",
+        ),
         (
             f"commit -> client-parsed latency, 1 client at {plan.latency_rate:g}/s",
             "p50 <= 1.5 ms and <= 5x floor p50; p99 <= 5 ms",

@@ -304,3 +304,20 @@ async def test_a_malformed_upgrade_is_refused_with_400(journal_server: StartServ
         assert response.status_code == 400
         async with connect(server.url) as client:
             assert (await client.subscribe())["op"] == "ready"
+
+
+async def test_a_client_that_pauses_reading_gets_everything_once_it_reads_again(
+    conn: asyncpg.Connection, journal_server: StartServer
+) -> None:
+    """Backpressure, not loss: while a client does not read, the server's sends wait; when it reads again within
+    JOURNAL_SEND_TIMEOUT_S, every event arrives, in order, once."""
+    payload = json.dumps({"blob": "x" * 4000})
+    async with (
+        journal_server() as server,
+        websockets.connect(server.url, max_queue=1, open_timeout=30) as socket,  # stops reading when one waits
+    ):
+        client = Client(socket)
+        await client.subscribe(cursor=None)
+        ids = [n for _ in range(40) for n in await write(conn, 120, payload=payload)]  # ~20 MB, more than buffers
+        received = await client.events_through(ids[-1])
+    assert [int(event["id"]) for event in received] == ids

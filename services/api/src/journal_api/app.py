@@ -89,7 +89,7 @@ def server_config(app: Starlette, *, host: str, port: int, **options: Any) -> uv
         app,
         host=host,
         port=port,
-        loop="asyncio",  # uvloop measured no better for this server (docs/BENCHMARKS.md)
+        loop="asyncio",  # uvloop measured no better here (docs/BENCHMARKS.md, "uvloop")
         ws=JournalWebSocketProtocol,
         ws_max_size=MAX_MESSAGE_BYTES,
         ws_per_message_deflate=False,

@@ -7,7 +7,6 @@ database page or from the hub's buffer; that is why the handoff between the two 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -28,11 +27,12 @@ from journal_api.protocol import (
 )
 from journal_api.repository import read_frames
 from journal_api.settings import Settings
-from journal_api.transport import SEND_FRAMES, SendFrames
+from journal_api.transport import SEND_FRAMES, SendFrames, WriteFrames
 
 __all__ = ["Restart", "Session"]
 
 _WRITE_BYTES = 65_536  # frames are written in runs of about this size: few system calls, bounded buffers
+_PONG = text_frame(PONG.encode())
 
 
 class Restart(Exception):  # noqa: N818 - an instruction to the client, not a fault
@@ -59,7 +59,9 @@ class Session:
         self._settings = settings
         self._filter = subscription.filter
         self._everything = subscription.filter == EventFilter()
-        self._send_frames: SendFrames = websocket.scope["extensions"][SEND_FRAMES]["send"]
+        extension = websocket.scope["extensions"][SEND_FRAMES]
+        self._send_frames: SendFrames = extension["send"]
+        self._write_now: WriteFrames = extension["write_now"]
         self._epoch = epoch
         self._head = head
         self._generation = hub.generation
@@ -97,28 +99,33 @@ class Session:
         loop = asyncio.get_running_loop()
         await self._send(ready_frame(self._epoch, self._position, self._head))
         live = False
-        heartbeat_due = loop.time() + self._settings.heartbeat_s
-        while True:
-            self._waiter.clear()  # before looking at the state, so a change made meanwhile wakes the wait below
-            if self._gone:
-                return
-            if self._fault is not None:
-                raise self._fault
-            await self._send_all([text_frame(PONG.encode())] * self._pongs)
-            self._pongs = 0
-            behind = await self._catch_up()
-            if not behind and not live:
-                await self._send(live_frame(self._position))
-                live = True
-            if loop.time() >= heartbeat_due:
-                head = max(self._hub.head, self._position)
-                await self._send(heartbeat_frame(self._position, head, datetime.now(UTC)))
-                heartbeat_due = loop.time() + self._settings.heartbeat_s
-            if behind:
-                continue
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, heartbeat_due - loop.time())):
+        heartbeat_s = self._settings.heartbeat_s
+        heartbeat_due = loop.time() + heartbeat_s
+        # One timer per heartbeat, not one per wait: a busy session waits many times per heartbeat.
+        timer = loop.call_at(heartbeat_due, self._waiter.set)
+        try:
+            while True:
+                self._waiter.clear()  # before looking at the state, so a change made meanwhile wakes the wait
+                if self._gone:
+                    return
+                if self._fault is not None:
+                    raise self._fault
+                if self._pongs:
+                    await self._send_all([_PONG] * self._pongs)
+                    self._pongs = 0
+                behind = await self._catch_up()
+                if not behind and not live:
+                    await self._send(live_frame(self._position))
+                    live = True
+                if loop.time() >= heartbeat_due:
+                    head = max(self._hub.head, self._position)
+                    await self._send(heartbeat_frame(self._position, head, datetime.now(UTC)))
+                    heartbeat_due = loop.time() + heartbeat_s
+                    timer = loop.call_at(heartbeat_due, self._waiter.set)
+                if not behind:
                     await self._waiter.wait()
+        finally:
+            timer.cancel()
 
     async def _catch_up(self) -> bool:
         """Send what the buffer holds after the position, or one page from the database when the position is
@@ -150,7 +157,8 @@ class Session:
 
     async def _send_all(self, frames: Iterable[bytes]) -> None:
         """Write encoded frames in order, a run of about :data:`_WRITE_BYTES` at a time, each within the send
-        timeout (a client that takes none of them in that time is a slow consumer)."""
+        timeout (a client that takes none of them in that time is a slow consumer), letting other sessions run
+        between runs."""
         run: list[bytes] = []
         size = 0
         for frame in frames:
@@ -159,11 +167,14 @@ class Session:
             if size >= _WRITE_BYTES:
                 await self._write_run(b"".join(run))
                 run, size = [], 0
+                await asyncio.sleep(0)  # a long replay takes turns with live sessions, run by run
         if run:
             await self._write_run(b"".join(run))
 
     async def _write_run(self, data: bytes) -> None:
         try:
+            if self._write_now(data):
+                return  # the common case: no wait, so no timer
             async with asyncio.timeout(self._settings.send_timeout_s):
                 await self._send_frames(data)
         except TimeoutError:

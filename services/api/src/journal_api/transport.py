@@ -13,9 +13,14 @@ from websockets.protocol import State
 __all__ = ["CLOSE_GRACE_S", "SEND_FRAMES", "JournalWebSocketProtocol", "SendFrames"]
 
 SEND_FRAMES = "journal.send_frames"
-"""The ASGI scope extension through which a session writes frames the hub encoded once: ``{"send": SendFrames}``."""
+"""The ASGI scope extension through which a session writes frames the hub encoded once:
+``{"send": SendFrames, "write_now": WriteFrames}``."""
 
 SendFrames = Callable[[bytes], Awaitable[None]]
+"""Write whole encoded frames once the client has taken enough of what came before (backpressure)."""
+
+WriteFrames = Callable[[bytes], bool]
+"""Write whole encoded frames if that needs no wait, and say whether it did (``False``: nothing was written)."""
 
 CLOSE_GRACE_S = 5.0
 """How long a finished connection may take to hand its last bytes (error and close frames) to the client."""
@@ -42,11 +47,21 @@ class JournalWebSocketProtocol(WebSocketsSansIOProtocol):
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
         if self.handshake_initiated and not self.close_sent:  # the app's task is scheduled, not started yet
-            self.scope["extensions"][SEND_FRAMES] = {"send": self.send_frames}
+            self.scope["extensions"][SEND_FRAMES] = {"send": self.send_frames, "write_now": self.write_frames_now}
 
     async def send_frames(self, data: bytes) -> None:
         """Write whole encoded frames, once the client has taken enough of what came before (backpressure)."""
         await self.writable.wait()
+        self._write(data)
+
+    def write_frames_now(self, data: bytes) -> bool:
+        """Write whole encoded frames if the client is keeping up; ``False`` (nothing written) if it must wait."""
+        if not self.writable.is_set():
+            return False
+        self._write(data)
+        return True
+
+    def _write(self, data: bytes) -> None:
         if self.disconnected or self.close_sent or self.conn.state is not State.OPEN:
             raise ClientDisconnected
         self.transport.write(data)
