@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+
 import httpx
 
-from journal_api.app import create_app
+from journal_api.app import GC_THRESHOLDS, create_app, tune_gc
 
 from .conftest import MakeSettings, Serve
 
@@ -15,3 +17,14 @@ async def test_healthz_says_ok(make_settings: MakeSettings, serve: Serve) -> Non
         response = await client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+def test_a_serving_process_collects_garbage_rarely() -> None:
+    """`journal serve` tunes the cyclic collector so full passes over every connection's objects are rare."""
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert all(tuned >= default for tuned, default in zip(GC_THRESHOLDS, (700, 10, 10), strict=True))
+    finally:
+        gc.set_threshold(*before)

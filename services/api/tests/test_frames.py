@@ -72,9 +72,9 @@ async def test_frames_carry_what_the_repository_reads(conn: asyncpg.Connection) 
             payload,
         )
     events = (await query_events(conn, limit=100)).events
-    page = await read_frames(conn, limit=100, cursor=0)
-    assert len(page.frames) == len(events) == len(STORED)
-    for event, frame in zip(events, page.frames, strict=True):
+    frames = list((await read_frames(conn, limit=100, cursor=0)).frames())
+    assert len(frames) == len(events) == len(STORED)
+    for event, frame in zip(events, frames, strict=True):
         parsed, rest = parse(frame.wire)
         assert rest == b""
         body = json.loads(bytes(parsed.data))
@@ -103,16 +103,16 @@ async def test_frames_carry_what_the_repository_reads(conn: asyncpg.Connection) 
             event.channel,
         )
     stored = [await conn.fetchval("SELECT payload::text FROM events WHERE id = $1", e.id) for e in events]
-    copied = [e.id for e, text, f in zip(events, stored, page.frames, strict=True) if text.encode() in f.wire]
+    copied = [e.id for e, text, f in zip(events, stored, frames, strict=True) if text.encode() in f.wire]
     assert copied == [1, 2, 11, 17]  # the clean ones; every other took the decoding path
     assert events[-1].symbol == REDACTED
-    assert all(JWT.encode() not in frame.wire for frame in page.frames)
+    assert all(JWT.encode() not in frame.wire for frame in frames)
 
 
 async def test_the_page_tells_the_epoch_and_the_head(conn: asyncpg.Connection) -> None:
     await conn.execute("INSERT INTO events (type, payload) VALUES ('trade.filled', '{}'), ('trade.filled', '{}')")
     page = await read_frames(conn, limit=1, cursor=0)
-    assert (len(page.frames), page.cursor, page.head) == (1, 1, 2)
+    assert (len(page.rows), page.cursor, page.head) == (1, 1, 2)
     assert page.epoch == str(await conn.fetchval("SELECT epoch FROM journal_meta"))
 
 

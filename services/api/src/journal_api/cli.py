@@ -16,7 +16,7 @@ import asyncpg
 import uvicorn
 from pydantic import ValidationError
 
-from journal_api.app import create_app, server_config
+from journal_api.app import create_app, server_config, tune_gc
 from journal_api.embedded import EmbeddedPostgres
 from journal_api.migrations import MigrationError, apply_migrations, load_migrations
 from journal_api.models import Channel, Level
@@ -115,6 +115,7 @@ def _migrate(dsn: str, directory: Path) -> None:
 
 
 def _serve(settings: Settings, host: str, port: int) -> None:
+    tune_gc()
     uvicorn.Server(server_config(create_app(settings), host=host, port=port)).run()
 
 

@@ -200,12 +200,12 @@ class Hub:
                 )
                 self._reset(self.epoch, page.head)
                 continue
-            self._rows.extend(page.frames)
+            self._rows.extend(list(page.frames()))  # all or nothing
             self.head = page.cursor
             self._evict()
-            if page.frames:
+            if page.rows:
                 self._notify_waiters()
-            if len(page.frames) < _FETCH_LIMIT:
+            if len(page.rows) < _FETCH_LIMIT:
                 return
 
     def _reset(self, epoch: str, head: int) -> None:

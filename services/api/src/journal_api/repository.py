@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -27,12 +27,17 @@ MAX_LIMIT = 1000
 
 @dataclass(frozen=True, slots=True)
 class FramePage:
-    """A page of frames, the position to continue from, and the journal's head and epoch when it was read."""
+    """A page of events as rows, the position to continue from, and the journal's head and epoch when read."""
 
-    frames: list[Frame]
+    rows: list[asyncpg.Record]
     cursor: int
     head: int
     epoch: str
+
+    def frames(self) -> Iterator[Frame]:
+        """The events' frames, each built when it is taken: a long page need not stop everything else while it is
+        built whole."""
+        return map(frame_from_row, self.rows)
 
 
 Database = asyncpg.Connection | asyncpg.Pool
@@ -114,12 +119,12 @@ async def read_frames(
 ) -> FramePage:
     """What :func:`query_events` reads, as frames ready to send (the stream's read path), with the epoch."""
     start, rows = await _page(db, limit, cursor, filters)
-    frames = [frame_from_row(row) for row in rows if row["id"] is not None]
     head, epoch = rows[0]["head"], rows[0]["epoch"]
     if epoch is None:
         raise RuntimeError("journal_meta has no row: the journal was not created by `journal migrate`")
-    position = frames[-1].id if len(frames) == limit else max(start, head)
-    return FramePage(frames=frames, cursor=position, head=head, epoch=epoch)
+    events = [row for row in rows if row["id"] is not None]
+    position = events[-1]["id"] if len(events) == limit else max(start, head)
+    return FramePage(rows=events, cursor=position, head=head, epoch=epoch)
 
 
 async def _page(

@@ -31,7 +31,7 @@ from journal_api.transport import SEND_FRAMES, SendFrames, WriteFrames
 
 __all__ = ["Restart", "Session"]
 
-_WRITE_BYTES = 65_536  # frames are written in runs of about this size: few system calls, bounded buffers
+_WRITE_BYTES = 16_384  # frames are written in runs of about this size: a long replay takes turns every ~0.3 ms
 _PONG = text_frame(PONG.encode())
 
 
@@ -139,9 +139,9 @@ class Session:
             page_size = self._settings.page_size
             page = await read_frames(self._pool, limit=page_size, cursor=self._position, filters=self._filter)
             self._check_hub()  # a reset during the read: this page may belong to another journal
-            await self._send_all(frame.wire for frame in page.frames)
+            await self._send_all(frame.wire for frame in page.frames())  # built as sent, run by run
             self._position = page.cursor
-            return len(page.frames) == page_size
+            return len(page.rows) == page_size
         frames, head = buffered  # taken together, so frames appended while sending wait for the next round
         matches = self._filter.matches
         await self._send_all(frame.wire for frame in frames if self._everything or matches(frame))
