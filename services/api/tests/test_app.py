@@ -28,3 +28,12 @@ def test_a_serving_process_collects_garbage_rarely() -> None:
         assert all(tuned >= default for tuned, default in zip(GC_THRESHOLDS, (700, 10, 10), strict=True))
     finally:
         gc.set_threshold(*before)
+
+
+async def test_readyz_says_ready_while_the_database_and_listener_are_up(
+    make_settings: MakeSettings, serve: Serve
+) -> None:
+    """GET /readyz answers 200 {"status": "ready"} when the database answers and the hub listens."""
+    async with serve(create_app(make_settings())) as base, httpx.AsyncClient(base_url=base) as client:
+        response = await client.get("/readyz")
+    assert (response.status_code, response.json()) == (200, {"status": "ready"})

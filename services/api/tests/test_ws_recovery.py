@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+import httpx
 import pytest
 import websockets
 
@@ -468,3 +469,31 @@ async def test_shutdown_finishes_with_a_stalled_client_connected(
         for _ in range(40):  # ~20 MB: the client's and the kernel's buffers fill, the server's sends block
             await write(conn, 120, payload=payload)
         await asyncio.wait_for(running.__aexit__(None, None, None), 60)
+
+
+async def test_readyz_fails_while_postgres_is_down_and_recovers(
+    journal_server: StartServer, postgres_outage: PostgresOutage
+) -> None:
+    """/readyz answers 503 naming the database and the listener while Postgres is down (/healthz stays 200), and
+    200 again once the hub has reconnected."""
+    async with journal_server(check_interval_s=0.1) as server, httpx.AsyncClient(base_url=server.base) as http:
+        assert (await http.get("/readyz")).status_code == 200
+        await postgres_outage.begin()
+        try:
+
+            async def unavailable() -> bool:
+                response = await http.get("/readyz")
+                return response.status_code == 503 and response.json() == {
+                    "status": "unavailable",
+                    "failing": ["database", "listener"],
+                }
+
+            await until(unavailable, "/readyz reported the database and the listener down")
+            assert (await http.get("/healthz")).status_code == 200
+        finally:
+            await postgres_outage.end()
+
+        async def ready() -> bool:
+            return (await http.get("/readyz")).status_code == 200
+
+        await until(ready, "/readyz was ready again")

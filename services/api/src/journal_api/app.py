@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from journal_api.ws import Journal, websocket_endpoint
 __all__ = ["GC_THRESHOLDS", "MAX_MESSAGE_BYTES", "create_app", "server_config", "tune_gc"]
 
 MAX_MESSAGE_BYTES = 65_536  # the largest message a client may send; larger ones are closed 1009
+READY_TIMEOUT_S = 2.0  # /readyz: a database slower than this to answer SELECT 1 counts as unavailable
 
 GC_THRESHOLDS = (50_000, 50, 100)
 """The cyclic collector's thresholds for a serving process (Python's defaults: 700, 10, 10)."""
@@ -43,6 +45,20 @@ async def _healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+async def _readyz(request: Request) -> JSONResponse:
+    """The database answers and the hub listens: new clients can be served (docs/20_EVENT_JOURNAL.md#running-it)."""
+    journal: Journal = request.app.state.journal
+    failing = [] if journal.hub.listening else ["listener"]
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_S):
+            await journal.pool.fetchval("SELECT 1")
+    except DATABASE_ERRORS:
+        failing.insert(0, "database")
+    if failing:
+        return JSONResponse({"status": "unavailable", "failing": failing}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """Pool connections are handed back as they are: the journal's statements leave no session state (no LISTEN,
     no session locks, cursors or settings), and asyncpg's default reset costs a statement per acquire, which on
@@ -60,7 +76,7 @@ def _unusable(exc: BaseException) -> RuntimeError:
 
 
 def create_app(settings: Settings) -> Starlette:
-    """The journal's app: ``/healthz`` and ``/ws``, connected to the database for as long as it runs."""
+    """The journal's app: ``/healthz``, ``/readyz`` and ``/ws``, connected to the database for as long as it runs."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -91,7 +107,11 @@ def create_app(settings: Settings) -> Starlette:
             await pool.close()
 
     return Starlette(
-        routes=[Route("/healthz", _healthz), WebSocketRoute("/ws", websocket_endpoint)],
+        routes=[
+            Route("/healthz", _healthz),
+            Route("/readyz", _readyz),
+            WebSocketRoute("/ws", websocket_endpoint),
+        ],
         lifespan=lifespan,
     )
 

@@ -105,6 +105,11 @@ class Hub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._drop_listener()
 
+    @property
+    def listening(self) -> bool:
+        """Whether the LISTEN connection is up (not lost, not being replaced, hub not closed)."""
+        return self._listener is not None and not self._lost and not self.closed
+
     def waiter(self) -> asyncio.Event:
         """An event the hub sets whenever the buffer or the hub's state changes; :meth:`forget` it when done."""
         waiter = asyncio.Event()
