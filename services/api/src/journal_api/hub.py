@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from bisect import bisect_right
+from collections.abc import Callable
 
 import asyncpg
 
@@ -29,6 +30,11 @@ _READ_TIMEOUT_S = 5.0  # a read that takes longer means a connection that no lon
 _BACKOFF_FIRST_S = 0.1
 _BACKOFF_MAX_S = 5.0
 _log = logging.getLogger("journal_api.hub")
+
+
+Push = Callable[[list[Frame], int, int], bool]
+"""A session's way to take new frames at once: ``push(frames, old_head, new_head)`` writes them and returns
+``True``, or returns ``False`` and the hub wakes the session instead."""
 
 
 def _frame_id(frame: Frame) -> int:
@@ -71,7 +77,7 @@ class Hub:
         self._check_interval_s = check_interval_s
         self._rows: list[Frame] = []
         self._offset = 0  # rows before this index were evicted; compacted now and then
-        self._waiters: set[asyncio.Event] = set()
+        self._waiters: dict[asyncio.Event, Push] = {}
         self._wake = asyncio.Event()
         self._lost = False
         self._fetched = False
@@ -110,14 +116,15 @@ class Hub:
         """Whether the LISTEN connection is up (not lost, not being replaced, hub not closed)."""
         return self._listener is not None and not self._lost and not self.closed
 
-    def waiter(self) -> asyncio.Event:
-        """An event the hub sets whenever the buffer or the hub's state changes; :meth:`forget` it when done."""
+    def waiter(self, push: Push) -> asyncio.Event:
+        """An event the hub sets whenever the buffer or the hub's state changes, unless ``push`` took the new frames
+        itself; :meth:`forget` it when done."""
         waiter = asyncio.Event()
-        self._waiters.add(waiter)
+        self._waiters[waiter] = push
         return waiter
 
     def forget(self, waiter: asyncio.Event) -> None:
-        self._waiters.discard(waiter)
+        self._waiters.pop(waiter, None)
 
     def read_now(self) -> None:
         """Read the journal at once (a subscriber read an epoch the hub does not have yet: the read notices it)."""
@@ -160,6 +167,13 @@ class Hub:
     def _notify_waiters(self) -> None:
         for waiter in self._waiters:
             waiter.set()
+
+    def _deliver(self, frames: list[Frame], old_head: int) -> None:
+        """Hand new frames to every session: pushed at once to those waiting for them, a wake-up for the others.
+        A push saves a session the task switch and its round of checks (docs/30_WS_PROTOCOL.md#cost)."""
+        for waiter, push in self._waiters.items():
+            if not push(frames, old_head, self.head):
+                waiter.set()
 
     async def _fetch_forever(self) -> None:
         """The one task that uses the hub's connection: replaces it when lost, then reads."""
@@ -205,12 +219,13 @@ class Hub:
                 )
                 self._reset(self.epoch, page.head)
                 continue
-            self._rows.extend(list(page.frames()))  # all or nothing
-            self.head = page.cursor
+            frames = list(page.frames())  # all or nothing
+            old_head, self.head = self.head, page.cursor
+            self._rows.extend(frames)
             self._evict()
-            if page.rows:
-                self._notify_waiters()
-            if len(page.rows) < _FETCH_LIMIT:
+            if frames:
+                self._deliver(frames, old_head)
+            if len(frames) < _FETCH_LIMIT:
                 return
 
     def _reset(self, epoch: str, head: int) -> None:

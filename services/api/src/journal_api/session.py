@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import asyncpg
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from journal_api.frames import text_frame
+from journal_api.frames import Frame, text_frame
 from journal_api.hub import Hub
 from journal_api.models import EventFilter
 from journal_api.protocol import (
@@ -69,7 +69,8 @@ class Session:
         self._pongs = 0
         self._gone = False
         self._fault: ProtocolError | None = None
-        self._waiter = hub.waiter()
+        self._idle = False  # waiting for the hub, everything up to the position sent
+        self._waiter = hub.waiter(self._push)
 
     async def run(self) -> None:
         """Serve the client until it leaves; raise :class:`ProtocolError` or :class:`Restart` to close it."""
@@ -123,7 +124,11 @@ class Session:
                     heartbeat_due = loop.time() + heartbeat_s
                     timer = loop.call_at(heartbeat_due, self._waiter.set)
                 if not behind:
-                    await self._waiter.wait()
+                    self._idle = True
+                    try:
+                        await self._waiter.wait()
+                    finally:
+                        self._idle = False
         finally:
             timer.cancel()
 
@@ -147,6 +152,17 @@ class Session:
         await self._send_all(frame.wire for frame in frames if self._everything or matches(frame))
         self._position = max(self._position, head)
         return False
+
+    def _push(self, frames: list[Frame], old_head: int, new_head: int) -> bool:
+        """The hub's new frames, written here and now when this session is waiting, has sent everything up to
+        ``old_head``, and its client takes them without a wait; ``False`` otherwise, and the hub wakes it."""
+        if not self._idle or self._waiter.is_set() or self._position != old_head:
+            return False
+        data = b"".join(frame.wire for frame in frames if self._everything or self._filter.matches(frame))
+        if len(data) > _WRITE_BYTES or (data and not self._write_now(data)):
+            return False  # a long run is written in turns by the session; a blocked one waits there
+        self._position = new_head
+        return True
 
     def _check_hub(self) -> None:
         if self._hub.closed or self._hub.generation != self._generation:

@@ -20,7 +20,8 @@ SendFrames = Callable[[bytes], Awaitable[None]]
 """Write whole encoded frames once the client has taken enough of what came before (backpressure)."""
 
 WriteFrames = Callable[[bytes], bool]
-"""Write whole encoded frames if that needs no wait, and say whether it did (``False``: nothing was written)."""
+"""Write whole encoded frames if that needs no wait, and say whether it did (``False``: nothing was written,
+because the client must catch up first or is gone)."""
 
 CLOSE_GRACE_S = 5.0
 """How long a finished connection may take to hand its last bytes (error and close frames) to the client."""
@@ -55,14 +56,18 @@ class JournalWebSocketProtocol(WebSocketsSansIOProtocol):
         self._write(data)
 
     def write_frames_now(self, data: bytes) -> bool:
-        """Write whole encoded frames if the client is keeping up; ``False`` (nothing written) if it must wait."""
-        if not self.writable.is_set():
+        """Write whole encoded frames if that needs no wait; ``False`` (nothing written) if the client must take
+        what came before first, or is gone (:meth:`send_frames` then says which)."""
+        if not self.writable.is_set() or not self._open():
             return False
-        self._write(data)
+        self.transport.write(data)
         return True
 
+    def _open(self) -> bool:
+        return not (self.disconnected or self.close_sent) and self.conn.state is State.OPEN
+
     def _write(self, data: bytes) -> None:
-        if self.disconnected or self.close_sent or self.conn.state is not State.OPEN:
+        if not self._open():
             raise ClientDisconnected
         self.transport.write(data)
 
