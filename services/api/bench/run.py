@@ -279,7 +279,7 @@ async def one_parsing_client(
 ) -> tuple[Latencies, float | None]:
     """One full client (the websockets library, every frame parsed as JSON) in this process, as an operator's
     tool would be: from sending the committing INSERT to the client having parsed the event frame."""
-    samples: list[float] = []
+    arrivals: list[tuple[int, float]] = []
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as socket:
         await socket.send(json.dumps({"op": "subscribe", "token": TOKEN}))
         while json.loads(await socket.recv())["op"] != "live":
@@ -287,15 +287,16 @@ async def one_parsing_client(
         sent: dict[int, float] = {}
 
         async def receive() -> None:
-            while len(samples) < count:
+            while len(arrivals) < count:
                 frame = json.loads(await socket.recv())
-                if frame["op"] == "event":
-                    samples.append(time.perf_counter() - sent[int(frame["cursor"])])
+                if frame["op"] == "event":  # may arrive before the writer has read back the INSERT's id
+                    arrivals.append((int(frame["cursor"]), time.perf_counter()))
 
         receiving = asyncio.create_task(receive())
         with statements.count() as counted:
             await write_events(dsn, rate, count=count, sent=sent)
             await asyncio.wait_for(receiving, 60)
+    samples = [at - sent[identifier] for identifier, at in arrivals]
     return Latencies(samples), counted[0] / count if counted else None
 
 

@@ -22,9 +22,10 @@ from journal_api.redaction import may_hold_secrets, redact, redact_text
 
 __all__ = ["Frame", "frame_from_row", "text_frame"]
 
-# jsonb prints numbers in full, never with an exponent. A run of 20 digits may be an integer beyond 64 bits (which
-# readers decode as a double) or beyond a double's range (unreadable); shorter runs read the same either way.
-_LONG_NUMBER = re.compile(r"[0-9]{20}")
+# jsonb prints numbers in full, never with an exponent. Twenty digits, or a minus and nineteen, may be an integer
+# beyond 64 bits (which readers decode as a double) or beyond a double's range (unreadable); anything shorter reads
+# the same either way.
+_LONG_NUMBER = re.compile(r"-[0-9]{19}|[0-9]{20}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.Interfa
 """What a lost or unreachable database raises."""
 
 _FETCH_LIMIT = 1000
-_READ_TIMEOUT_S = 5.0  # a read that takes longer means a connection that no longer answers
+_READ_TIMEOUT_S = 30.0  # a read that takes longer means a connection that no longer answers (as the pool's)
 _BACKOFF_FIRST_S = 0.1
 _BACKOFF_MAX_S = 5.0
 _log = logging.getLogger("journal_api.hub")
@@ -202,7 +202,7 @@ class Hub:
         listener = self._listener
         assert listener is not None  # connected by start(), replaced by _reconnect() before any read
         while True:
-            async with asyncio.timeout(max(self._check_interval_s, _READ_TIMEOUT_S)):
+            async with asyncio.timeout(_READ_TIMEOUT_S):
                 page = await read_frames(listener, limit=_FETCH_LIMIT, cursor=self.head)
             if page.epoch != self.epoch:
                 _log.warning(

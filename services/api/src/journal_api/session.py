@@ -112,8 +112,8 @@ class Session:
                 if self._fault is not None:
                     raise self._fault
                 if self._pongs:
-                    await self._send_all([_PONG] * self._pongs)
-                    self._pongs = 0
+                    pongs, self._pongs = self._pongs, 0  # pings that come while these are sent are counted anew
+                    await self._send_all([_PONG] * pongs)
                 behind = await self._catch_up()
                 if not behind and not live:
                     await self._send(live_frame(self._position))
