@@ -34,7 +34,7 @@ def tune_gc() -> None:
 
     Each connection keeps about twenty suspended coroutines (uvicorn, Starlette's layers, the session's tasks),
     so 1,000 connections are ~190,000 objects, and with the default thresholds a full pass over them stopped every
-    session for 100-230 ms, several times a minute under load (docs/BENCHMARKS.md, "garbage collector"). Nearly
+    session for up to 130 ms, several times a minute under load (docs/BENCHMARKS.md, "garbage collector"). Nearly
     everything the stream allocates per event is freed by reference counting, so collecting less often costs a
     little memory, not correctness."""
     gc.set_threshold(*GC_THRESHOLDS)
