@@ -536,10 +536,14 @@ _PLAN: dict[str, tuple[Any, Any]] = {
 }
 
 
+def database_dsn(server_url: str, name: str) -> str:
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+
+
 async def create_database(admin: asyncpg.Connection, server_url: str, schema: str | None) -> str:
     name = f"bench_{uuid.uuid4().hex[:12]}"
     await admin.execute(f"CREATE DATABASE {name}")
-    dsn = urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+    dsn = database_dsn(server_url, name)
     conn = await asyncpg.connect(dsn)
     if schema is None:
         await apply_migrations(conn, load_migrations(ROOT / "migrations"))
@@ -566,7 +570,7 @@ async def measure(server_url: str, plan: Plan, log: Path | None, work: Path) -> 
     figures = Figures()
     admin = await asyncpg.connect(server_url)
     names = [await create_database(admin, server_url, None), await create_database(admin, server_url, BASELINE_SCHEMA)]
-    dsn, base_dsn = (urlunsplit(urlsplit(server_url)._replace(path=f"/{n}")) for n in names)
+    dsn, base_dsn = (database_dsn(server_url, n) for n in names)
     statements = StatementLog(log)
     try:
         print("latency", flush=True)
@@ -660,29 +664,24 @@ async def measure(server_url: str, plan: Plan, log: Path | None, work: Path) -> 
             )
 
         print("missed events", flush=True)
-        async with running(start_ours(dsn, work)) as server:
-            missed = await missed_events(
-                dsn, server.port, resume=True, writers=8, seconds=plan.missed_seconds, clients=10
+        for name, starter, db, resume in (
+            ("ours", lambda: start_ours(dsn, work), dsn, True),
+            ("base", lambda: start_baseline(base_dsn, work), base_dsn, False),
+        ):
+            async with running(starter()) as server:
+                missed = await missed_events(
+                    db, server.port, resume=resume, writers=8, seconds=plan.missed_seconds, clients=10
+                )
+            figures.set(
+                f"missed_{name}",
+                missed["missed"],
+                f"{missed['missed']:,} missed, {missed['duplicated']} twice ({missed['events']:,} events, 10 clients)",
             )
-        figures.set(
-            "missed_ours",
-            missed["missed"],
-            f"{missed['missed']} missed, {missed['duplicated']} twice ({missed['events']:,} events, 10 clients)",
-        )
-        async with running(start_baseline(base_dsn, work)) as server:
-            missed = await missed_events(
-                base_dsn, server.port, resume=False, writers=8, seconds=plan.missed_seconds, clients=10
-            )
-        figures.set(
-            "missed_base",
-            missed["missed"],
-            f"{missed['missed']:,} missed, {missed['duplicated']} twice ({missed['events']:,} events, 10 clients)",
-        )
 
         print("replay", flush=True)
         # a journal of its own: exactly `rows` events, loaded through the real triggers
         names.append(await create_database(admin, server_url, None))
-        replay_dsn = urlunsplit(urlsplit(server_url)._replace(path=f"/{names[-1]}"))
+        replay_dsn = database_dsn(server_url, names[-1])
         load_rate = await load_rows(replay_dsn, plan.replay_rows)
         print(f"  loaded {plan.replay_rows:,} rows at {load_rate:,.0f} rows/s", flush=True)
         async with running(start_ours(replay_dsn, work)) as server:

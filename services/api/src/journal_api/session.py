@@ -7,7 +7,7 @@ database page or from the hub's buffer; that is why the handoff between the two 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 import asyncpg
@@ -148,8 +148,7 @@ class Session:
             self._position = page.cursor
             return len(page.rows) == page_size
         frames, head = buffered  # taken together, so frames appended while sending wait for the next round
-        matches = self._filter.matches
-        await self._send_all(frame.wire for frame in frames if self._everything or matches(frame))
+        await self._send_all(self._matching(frames))
         self._position = max(self._position, head)
         return False
 
@@ -158,11 +157,18 @@ class Session:
         ``old_head``, and its client takes them without a wait; ``False`` otherwise, and the hub wakes it."""
         if not self._idle or self._waiter.is_set() or self._position != old_head:
             return False
-        data = b"".join(frame.wire for frame in frames if self._everything or self._filter.matches(frame))
+        data = b"".join(self._matching(frames))
         if len(data) > _WRITE_BYTES or (data and not self._write_now(data)):
             return False  # a long run is written in turns by the session; a blocked one waits there
         self._position = new_head
         return True
+
+    def _matching(self, frames: list[Frame]) -> Iterator[bytes]:
+        """The wire bytes of the frames this client's filter lets through."""
+        if self._everything:
+            return (frame.wire for frame in frames)
+        matches = self._filter.matches
+        return (frame.wire for frame in frames if matches(frame))
 
     def _check_hub(self) -> None:
         if self._hub.closed or self._hub.generation != self._generation:
