@@ -17,11 +17,12 @@ import uvicorn
 from pydantic import ValidationError
 
 from journal_api.app import create_app, server_config, tune_gc
+from journal_api.client import ClientError
 from journal_api.embedded import EmbeddedPostgres
 from journal_api.migrations import MigrationError, apply_migrations, load_migrations
 from journal_api.models import Channel, Level
 from journal_api.settings import Settings, describe_errors
-from journal_api.tail import CursorFile, Tail, TailError
+from journal_api.tail import Tail
 
 __all__ = ["main"]
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             _dev(args)
         else:
             _tail(args)
-    except (MigrationError, _UsageError, TailError) as exc:
+    except (MigrationError, _UsageError, ClientError) as exc:
         print(f"journal {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -160,22 +161,20 @@ def _tail(args: argparse.Namespace) -> None:
     token = os.environ.get("JOURNAL_TOKEN")
     if not token:
         raise _UsageError("JOURNAL_TOKEN is not set: export the operator token the server was given")
-    if not args.url.startswith(("ws://", "wss://")):
-        raise _UsageError(f"--url must start with ws:// or wss://, got {args.url!r}")
-    cursor_file = CursorFile(args.cursor_file) if args.cursor_file else None
-    cursor, epoch = cursor_file.load() if cursor_file else (None, None)
     event_filter = {
         name: value
         for name in ("channels", "types", "symbols", "trade_ids", "min_level")
         if (value := getattr(args, name)) is not None
     }
-    tail = Tail(
-        url=args.url,
-        token=token,
-        cursor=args.cursor if args.cursor is not None else cursor,
-        epoch=epoch,
-        filter=event_filter,
-        pretty=args.pretty,
-        cursor_file=cursor_file,
-    )
+    try:
+        tail = Tail(
+            url=args.url,
+            token=token,
+            cursor=args.cursor,
+            filter=event_filter,
+            pretty=args.pretty,
+            cursor_file=args.cursor_file,
+        )
+    except ValueError as exc:  # the URL, checked before anything connects
+        raise _UsageError(f"--url: {exc}") from None
     asyncio.run(tail.run())
