@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -28,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 
 from journal_api.app import create_app, server_config
 from journal_api.hub import Hub
+from journal_api.logs import FIELDS
 from journal_api.settings import Settings
 
 __all__ = [
@@ -40,6 +42,8 @@ __all__ = [
     "Running",
     "Serve",
     "StartServer",
+    "session_closes",
+    "wait_for_close_log",
     "write",
 ]
 
@@ -250,6 +254,21 @@ async def write(
         count,
     )
     return [row["id"] for row in rows]
+
+
+def session_closes(records: list[logging.LogRecord]) -> list[dict[str, Any]]:
+    """The fields of every ``session closed`` line among ``records`` (docs/50_OPERATIONS.md#logs)."""
+    return [getattr(r, FIELDS) for r in records if r.name == "journal_api.ws" and r.getMessage() == "session closed"]
+
+
+async def wait_for_close_log(caplog: pytest.LogCaptureFixture, reason: str) -> dict[str, Any]:
+    """Until a ``session closed`` line gives ``reason`` (60 s at most); its fields."""
+    async with asyncio.timeout(60):
+        while True:
+            for fields in session_closes(caplog.records):
+                if fields["reason"] == reason:
+                    return fields
+            await asyncio.sleep(0.01)
 
 
 def free_port() -> int:

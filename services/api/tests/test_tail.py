@@ -210,7 +210,10 @@ async def test_tail_stops_when_the_url_is_not_a_journal_server(journal: Journal)
         with journal("tail", "--url", f"ws://127.0.0.1:{port}/ws", env={"JOURNAL_TOKEN": TOKEN}) as cli:
             assert await asyncio.to_thread(cli.process.wait, 60) == 2
             output = cli.process.communicate()[0]
-    assert output == f"journal tail: ws://127.0.0.1:{port}/ws sent a frame that is not journal.v1 JSON: is it a journal server?\n"
+    assert (
+        output
+        == f"journal tail: ws://127.0.0.1:{port}/ws sent a frame that is not journal.v1 JSON: is it a journal server?\n"
+    )
 
 
 def test_a_tail_never_shows_its_token() -> None:

@@ -13,7 +13,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from .conftest import TOKEN, Client, Connect, StartServer, write
+from .conftest import TOKEN, Client, Connect, StartServer, wait_for_close_log, write
 
 SECOND_TOKEN = "second-operator-token-abcdef"
 
@@ -176,6 +176,20 @@ async def test_origin_not_allowed_is_refused_with_403(journal_server: StartServe
             assert (await client.subscribe())["op"] == "ready"
 
 
+async def test_the_servers_own_origin_is_allowed(journal_server: StartServer, connect: Connect) -> None:
+    """The page the server serves itself (/console) may connect without being listed; a look-alike may not."""
+    async with journal_server() as server:
+        own = server.base  # http://127.0.0.1:PORT, as a browser on /console sends it
+        port = int(own.rsplit(":", 1)[1])
+        async with connect(server.url, origin=own) as client:
+            assert (await client.subscribe())["op"] == "ready"
+        for origin in [f"http://127.0.0.1:{port + 1}", f"ftp://127.0.0.1:{port}", "null"]:
+            with pytest.raises(InvalidStatus) as caught:
+                async with connect(server.url, origin=origin):
+                    raise AssertionError(f"the handshake from {origin} was accepted")
+            assert caught.value.response.status_code == 403
+
+
 async def test_anything_but_ping_after_subscribing_is_refused(journal_server: StartServer, connect: Connect) -> None:
     """After subscribe only pings are allowed: another subscribe, junk or binary data closes 4400."""
     expected = [error("bad_request", 'after subscribing, send only {"op":"ping"}')]
@@ -239,21 +253,12 @@ async def test_a_client_that_stops_reading_is_closed_4429(
         await client.subscribe(cursor=None)
         for _ in range(40):  # ~20 MB: more than the loopback socket buffers hold
             await write(conn, 120, payload=payload)
-        await wait_for_log(caplog, "closing session: slow_consumer")
+        await wait_for_close_log(caplog, "slow_consumer")
         code, frames = await client.closed(timeout_s=60)
     assert code == 4429
     assert frames[-1] == error(
         "slow_consumer", "the client took no frame for 0.3 s; reconnect and resume from your last cursor"
     )
-
-
-async def wait_for_log(caplog: pytest.LogCaptureFixture, message: str) -> None:
-    """Until a log record says ``message`` (60 s at most)."""
-    for _ in range(6000):
-        if any(record.getMessage() == message for record in caplog.records):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"no log record said {message!r}")
 
 
 async def test_client_leaving_before_subscribing_ends_quietly(
@@ -266,7 +271,7 @@ async def test_client_leaving_before_subscribing_ends_quietly(
             pass
 
         async def gone() -> bool:
-            sessions: int = server.app.state.journal.sessions
+            sessions: int = server.app.state.journal.metrics.connections
             return sessions == 0
 
         for _ in range(6000):

@@ -244,7 +244,7 @@ async def test_session_that_drops_while_replaying_ends_quietly(
             await client.frame()
 
         async def gone() -> bool:
-            sessions: int = server.app.state.journal.sessions
+            sessions: int = server.app.state.journal.metrics.connections
             return sessions == 0
 
         await until(gone, "the session ended")

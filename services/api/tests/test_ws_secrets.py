@@ -8,6 +8,8 @@ import logging
 import asyncpg
 import pytest
 
+from journal_api.logs import FIELDS
+
 from .conftest import TOKEN, Connect, StartServer
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJvcGVyYXRvciJ9.c2lnbmF0dXJlLXNlY3JldA"
@@ -55,8 +57,11 @@ async def test_secrets_written_by_plain_sql_appear_in_no_frame_and_no_log(
     # Everything the server side logged (uvicorn, Starlette, asyncpg, the journal), at every level; the test's own
     # client library (websockets.client) logs its frames at DEBUG and is not the server.
     server_records = [record for record in caplog.records if record.name != "websockets.client"]
-    logged = "\n".join(record.getMessage() + repr(record.args) + str(record.exc_info) for record in server_records)
-    assert "closing session: bad_request" in logged  # the journal's logs were captured
+    logged = "\n".join(
+        record.getMessage() + repr(record.args) + str(record.exc_info) + repr(getattr(record, FIELDS, None))
+        for record in server_records
+    )
+    assert "'reason': 'bad_request'" in logged  # the journal's logs were captured
     assert "connection open" in logged  # and uvicorn's, at DEBUG
     for secret in [*SECRETS, TOKEN]:
         assert all(secret not in frame for frame in frames)

@@ -6,16 +6,21 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from journal_api.hub import DATABASE_ERRORS, Hub
+from journal_api.logs import LogFormat, log_config
+from journal_api.metrics import Metrics
+from journal_api.protocol import bearer_token, known_token
 from journal_api.settings import Settings
 from journal_api.transport import CLOSE_GRACE_S, JournalWebSocketProtocol
 from journal_api.ws import Journal, websocket_endpoint
@@ -59,6 +64,39 @@ async def _readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
+_CONSOLE = Path(__file__).parent / "console"
+_CONSOLE_FILES = {"console.js": "text/javascript", "console.css": "text/css"}
+_CONSOLE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+async def _console(request: Request) -> Response:
+    """The operator console: one static page and its script and style (docs/40_CONSOLE.md)."""
+    name = request.path_params.get("name", "index.html")
+    media_type = "text/html" if name == "index.html" else _CONSOLE_FILES.get(name)
+    if media_type is None:
+        return PlainTextResponse("not found", status_code=404)
+    headers = {
+        "Content-Security-Policy": _CONSOLE_POLICY,
+        "Cache-Control": "no-cache",
+        "X-Content-Type-Options": "nosniff",
+    }
+    return Response((_CONSOLE / name).read_bytes(), media_type=media_type, headers=headers)
+
+
+async def _metrics(request: Request) -> Response:
+    """Prometheus' text format; the operator token unless JOURNAL_METRICS_PUBLIC (docs/50_OPERATIONS.md)."""
+    journal: Journal = request.app.state.journal
+    if not journal.settings.metrics_public:
+        token = bearer_token(request.headers.get("authorization"))
+        if token is None or not known_token(token, journal.settings.tokens):
+            body = {"error": "unauthorized", "message": 'send "Authorization: Bearer <operator token>"'}
+            return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    return Response(journal.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """Pool connections are handed back as they are: the journal's statements leave no session state (no LISTEN,
     no session locks, cursors or settings), and asyncpg's default reset costs a statement per acquire, which on
@@ -93,13 +131,15 @@ def create_app(settings: Settings) -> Starlette:
             )
         except DATABASE_ERRORS as exc:
             raise _unusable(exc) from exc
-        hub = Hub(dsn, buffer_rows=settings.buffer_rows, check_interval_s=settings.check_interval_s)
+        metrics = Metrics()
+        hub = Hub(dsn, buffer_rows=settings.buffer_rows, check_interval_s=settings.check_interval_s, metrics=metrics)
+        metrics.hub = hub
         try:
             await hub.start()
         except DATABASE_ERRORS as exc:
             await pool.close()
             raise _unusable(exc) from exc
-        app.state.journal = Journal(settings=settings, pool=pool, hub=hub)
+        app.state.journal = Journal(settings=settings, pool=pool, hub=hub, metrics=metrics)
         try:
             yield
         finally:
@@ -110,13 +150,18 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             Route("/healthz", _healthz),
             Route("/readyz", _readyz),
+            Route("/metrics", _metrics),
+            Route("/console", _console),
+            Route("/console/{name}", _console),
             WebSocketRoute("/ws", websocket_endpoint),
         ],
         lifespan=lifespan,
     )
 
 
-def server_config(app: Starlette, *, host: str, port: int, **options: Any) -> uvicorn.Config:
+def server_config(
+    app: Starlette, *, host: str, port: int, log_format: LogFormat = "text", **options: Any
+) -> uvicorn.Config:
     """The uvicorn settings the protocol relies on: a 64 KiB message limit (1009 beyond it), no per-message
     deflate, and the sans-I/O websockets implementation, whose sends wait for the client (backpressure), in the
     journal's variant that never logs frames and drops stalled clients."""
@@ -129,5 +174,6 @@ def server_config(app: Starlette, *, host: str, port: int, **options: Any) -> uv
         ws_max_size=MAX_MESSAGE_BYTES,
         ws_per_message_deflate=False,
         timeout_graceful_shutdown=int(CLOSE_GRACE_S * 2),  # a backstop: stalled clients are aborted before
+        log_config=log_config(log_format),
         **options,
     )

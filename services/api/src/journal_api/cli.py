@@ -117,7 +117,8 @@ def _migrate(dsn: str, directory: Path) -> None:
 
 def _serve(settings: Settings, host: str, port: int) -> None:
     tune_gc()
-    uvicorn.Server(server_config(create_app(settings), host=host, port=port)).run()
+    config = server_config(create_app(settings), host=host, port=port, log_format=settings.log_format)
+    uvicorn.Server(config).run()
 
 
 def _dev(args: argparse.Namespace) -> None:

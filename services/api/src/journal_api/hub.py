@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 
 import asyncpg
 
 from journal_api.frames import Frame
+from journal_api.metrics import Metrics
 from journal_api.repository import journal_state, read_frames
 
 __all__ = ["DATABASE_ERRORS", "LISTENER_NAME", "Hub"]
@@ -41,6 +42,10 @@ def _frame_id(frame: Frame) -> int:
     return frame.id
 
 
+def _first(pair: tuple[int, float]) -> int:
+    return pair[0]
+
+
 class _Backoff:
     """Exponential backoff from 0.1 s to 5 s that logs each failure it waits after."""
 
@@ -65,7 +70,7 @@ class Hub:
     generation must restart), ``closed``, ``listener_connects``.
     """
 
-    def __init__(self, dsn: str, *, buffer_rows: int, check_interval_s: float) -> None:
+    def __init__(self, dsn: str, *, buffer_rows: int, check_interval_s: float, metrics: Metrics | None = None) -> None:
         self.epoch = ""
         self.floor = 0
         self.head = 0
@@ -77,6 +82,10 @@ class Hub:
         self._check_interval_s = check_interval_s
         self._rows: list[Frame] = []
         self._offset = 0  # rows before this index were evicted; compacted now and then
+        # (newest id of a delivery, when the hub noticed it), oldest first, for the lag metric; trimmed with the rows
+        self._noticed: list[tuple[int, float]] = []
+        self._notified_at: float | None = None  # the first NOTIFY since the last read began
+        self._metrics = metrics
         self._waiters: dict[asyncio.Event, Push] = {}
         self._wake = asyncio.Event()
         self._lost = False
@@ -130,6 +139,16 @@ class Hub:
         """Read the journal at once (a subscriber read an epoch the hub does not have yet: the read notices it)."""
         self._wake.set()
 
+    @property
+    def buffered_rows(self) -> int:
+        return len(self._rows) - self._offset
+
+    def noticed_at(self, event_id: int) -> float:
+        """When the hub noticed the buffered event ``event_id`` (loop time): from its NOTIFY, or the read that found
+        it."""
+        index = bisect_left(self._noticed, event_id, key=_first)
+        return self._noticed[min(index, len(self._noticed) - 1)][1]
+
     def rows_after(self, cursor: int) -> tuple[list[Frame], int] | None:
         """The buffered rows after ``cursor`` and the head they reach, or ``None`` when ``cursor`` is older than
         the buffer (the caller must read the database)."""
@@ -158,6 +177,8 @@ class Hub:
 
     def _on_notify(self, *_: object) -> None:
         # Never trusted as data (the table is): only a wake-up. Callbacks must not block.
+        if self._notified_at is None:
+            self._notified_at = asyncio.get_running_loop().time()
         self._wake.set()
 
     def _on_lost(self, *_: object) -> None:
@@ -168,12 +189,18 @@ class Hub:
         for waiter in self._waiters:
             waiter.set()
 
-    def _deliver(self, frames: list[Frame], old_head: int) -> None:
+    def _deliver(self, frames: list[Frame], old_head: int, noticed: float) -> None:
         """Hand new frames to every session: pushed at once to those waiting for them, a wake-up for the others.
         A push saves a session the task switch and its round of checks (docs/30_WS_PROTOCOL.md#cost)."""
+        self._noticed.append((self.head, noticed))
+        pushed = 0
         for waiter, push in self._waiters.items():
-            if not push(frames, old_head, self.head):
+            if push(frames, old_head, self.head):
+                pushed += 1
+            else:
                 waiter.set()
+        if pushed and self._metrics is not None:
+            self._metrics.observe_lag(asyncio.get_running_loop().time() - noticed, pushed)
 
     async def _fetch_forever(self) -> None:
         """The one task that uses the hub's connection: replaces it when lost, then reads."""
@@ -199,6 +226,8 @@ class Hub:
         """Read every row after ``head`` on the hub's own connection, one statement per page however many sessions
         there are; each page also tells the journal's epoch, so a reset costs no statement to notice."""
         self._fetched = True
+        noticed = self._notified_at or asyncio.get_running_loop().time()
+        self._notified_at = None  # a NOTIFY from now on is for the next read
         listener = self._listener
         assert listener is not None  # connected by start(), replaced by _reconnect() before any read
         while True:
@@ -224,13 +253,13 @@ class Hub:
             self._rows.extend(frames)
             self._evict()
             if frames:
-                self._deliver(frames, old_head)
+                self._deliver(frames, old_head, noticed)
             if len(frames) < _FETCH_LIMIT:
                 return
 
     def _reset(self, epoch: str, head: int) -> None:
         self.epoch, self.floor, self.head = epoch, head, head
-        self._rows, self._offset = [], 0
+        self._rows, self._offset, self._noticed = [], 0, []
         self.generation += 1
         self._notify_waiters()
 
@@ -239,6 +268,9 @@ class Hub:
         if excess > 0:
             self._offset += excess
             self.floor = self._rows[self._offset - 1].id
+            stale = bisect_right(self._noticed, self.floor, key=_first)
+            if stale > len(self._noticed) // 2:  # amortised, as the rows below
+                del self._noticed[:stale]
             if self._offset > self._buffer_rows:  # amortised: copy only once the dead prefix outgrows the buffer
                 del self._rows[: self._offset]
                 self._offset = 0

@@ -26,6 +26,7 @@ __all__ = [
     "error_frame",
     "heartbeat_frame",
     "is_ping",
+    "known_token",
     "live_frame",
     "parse_subscribe",
     "ready_frame",
@@ -106,7 +107,7 @@ def parse_subscribe(text: str | None, *, header_token: str | None, tokens: Seque
         raise ProtocolError("bad_request", "epoch must be the string the ready frame gave")
     token = message.get("token")
     candidates = [t for t in (header_token, token) if t is not None]
-    if not candidates or not all(isinstance(t, str) and _known(t, tokens) for t in candidates):
+    if not candidates or not all(isinstance(t, str) and known_token(t, tokens) for t in candidates):
         raise ProtocolError(
             "unauthorized", 'missing or wrong token: send "Authorization: Bearer <token>" or "token" in subscribe'
         )
@@ -158,7 +159,7 @@ def _json_object(text: str | None, problem: str) -> dict[str, Any]:
     return value
 
 
-def _known(candidate: str, tokens: Sequence[SecretStr]) -> bool:
+def known_token(candidate: str, tokens: Sequence[SecretStr]) -> bool:
     """Constant-time membership: every configured token is compared, whatever matched before."""
     found = False
     for token in tokens:

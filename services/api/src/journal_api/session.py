@@ -7,7 +7,7 @@ database page or from the hub's buffer; that is why the handoff between the two 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -15,6 +15,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from journal_api.frames import Frame, text_frame
 from journal_api.hub import Hub
+from journal_api.metrics import Metrics
 from journal_api.models import EventFilter
 from journal_api.protocol import (
     PONG,
@@ -49,6 +50,7 @@ class Session:
         hub: Hub,
         pool: asyncpg.Pool,
         settings: Settings,
+        metrics: Metrics,
         subscription: Subscription,
         epoch: str,
         head: int,
@@ -62,22 +64,34 @@ class Session:
         extension = websocket.scope["extensions"][SEND_FRAMES]
         self._send_frames: SendFrames = extension["send"]
         self._write_now: WriteFrames = extension["write_now"]
+        self.queued_bytes: Callable[[], int] = extension["buffered"]
+        self._metrics = metrics
         self._epoch = epoch
         self._head = head
         self._generation = hub.generation
         self._position = head if subscription.cursor is None else subscription.cursor
+        self.start = self._position
+        self.frames_sent = 0
+        self.left_with = 1000  # the close code the client left with
         self._pongs = 0
         self._gone = False
         self._fault: ProtocolError | None = None
         self._idle = False  # waiting for the hub, everything up to the position sent
         self._waiter = hub.waiter(self._push)
 
+    @property
+    def position(self) -> int:
+        """Every matching event up to here has been written to the client."""
+        return self._position
+
     async def run(self) -> None:
         """Serve the client until it leaves; raise :class:`ProtocolError` or :class:`Restart` to close it."""
         reader = asyncio.create_task(self._read(), name="journal-session-read")
+        self._metrics.sessions.add(self)
         try:
             await self._write()
         finally:
+            self._metrics.sessions.discard(self)
             self._hub.forget(self._waiter)
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
@@ -88,6 +102,7 @@ class Session:
             message = await self._websocket.receive()
             if message["type"] == "websocket.disconnect":
                 self._gone = True
+                self.left_with = message.get("code", 1000)
             elif is_ping(message.get("text")):
                 self._pongs += 1
             else:
@@ -145,10 +160,15 @@ class Session:
             page = await read_frames(self._pool, limit=page_size, cursor=self._position, filters=self._filter)
             self._check_hub()  # a reset during the read: this page may belong to another journal
             await self._send_all(frame.wire for frame in page.frames())  # built as sent, run by run
+            self._metrics.replayed_rows += len(page.rows)
             self._position = page.cursor
             return len(page.rows) == page_size
         frames, head = buffered  # taken together, so frames appended while sending wait for the next round
-        await self._send_all(self._matching(frames))
+        frames = self._matching(frames)
+        if frames:
+            await self._send_all(frame.wire for frame in frames)
+            lag = asyncio.get_running_loop().time() - self._hub.noticed_at(frames[0].id)
+            self._metrics.observe_lag(lag)
         self._position = max(self._position, head)
         return False
 
@@ -157,18 +177,21 @@ class Session:
         ``old_head``, and its client takes them without a wait; ``False`` otherwise, and the hub wakes it."""
         if not self._idle or self._waiter.is_set() or self._position != old_head:
             return False
-        data = b"".join(self._matching(frames))
+        wires = [frame.wire for frame in self._matching(frames)]
+        data = b"".join(wires)
         if len(data) > _WRITE_BYTES or (data and not self._write_now(data)):
             return False  # a long run is written in turns by the session; a blocked one waits there
+        self.frames_sent += len(wires)
+        self._metrics.frames_sent += len(wires)
         self._position = new_head
         return True
 
-    def _matching(self, frames: list[Frame]) -> Iterator[bytes]:
-        """The wire bytes of the frames this client's filter lets through."""
+    def _matching(self, frames: list[Frame]) -> list[Frame]:
+        """The frames this client's filter lets through."""
         if self._everything:
-            return (frame.wire for frame in frames)
+            return frames
         matches = self._filter.matches
-        return (frame.wire for frame in frames if matches(frame))
+        return [frame for frame in frames if matches(frame)]
 
     def _check_hub(self) -> None:
         if self._hub.closed or self._hub.generation != self._generation:
@@ -187,18 +210,18 @@ class Session:
             run.append(frame)
             size += len(frame)
             if size >= _WRITE_BYTES:
-                await self._write_run(b"".join(run))
+                await self._write_run(run)
                 run, size = [], 0
                 await asyncio.sleep(0)  # a long replay takes turns with live sessions, run by run
         if run:
-            await self._write_run(b"".join(run))
+            await self._write_run(run)
 
-    async def _write_run(self, data: bytes) -> None:
+    async def _write_run(self, run: list[bytes]) -> None:
+        data = b"".join(run)
         try:
-            if self._write_now(data):
-                return  # the common case: no wait, so no timer
-            async with asyncio.timeout(self._settings.send_timeout_s):
-                await self._send_frames(data)
+            if not self._write_now(data):  # the common case writes at once: no wait, so no timer
+                async with asyncio.timeout(self._settings.send_timeout_s):
+                    await self._send_frames(data)
         except TimeoutError:
             raise ProtocolError(
                 "slow_consumer",
@@ -207,3 +230,5 @@ class Session:
             ) from None
         except OSError:  # the client is gone: reported the way Starlette reports it
             raise WebSocketDisconnect(1006) from None
+        self.frames_sent += len(run)
+        self._metrics.frames_sent += len(run)

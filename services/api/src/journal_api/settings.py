@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     auth_timeout_s: float = Field(default=5.0, ge=0.05, le=300)
     max_connections: int = Field(default=5000, ge=1, le=1_000_000)
     send_timeout_s: float = Field(default=10.0, ge=0.05, le=600)
+    metrics_public: bool = False
+    log_format: Literal["text", "json"] = "text"
     # Advanced tunables (docs/30_WS_PROTOCOL.md#settings).
     page_size: int = Field(default=500, ge=1, le=1000)
     buffer_rows: int = Field(default=10_000, ge=1, le=1_000_000)

@@ -14,7 +14,8 @@ __all__ = ["CLOSE_GRACE_S", "SEND_FRAMES", "JournalWebSocketProtocol", "SendFram
 
 SEND_FRAMES = "journal.send_frames"
 """The ASGI scope extension through which a session writes frames the hub encoded once:
-``{"send": SendFrames, "write_now": WriteFrames}``."""
+``{"send": SendFrames, "write_now": WriteFrames, "buffered": () -> int}`` (the last: bytes written and not yet
+taken by the client)."""
 
 SendFrames = Callable[[bytes], Awaitable[None]]
 """Write whole encoded frames once the client has taken enough of what came before (backpressure)."""
@@ -48,7 +49,11 @@ class JournalWebSocketProtocol(WebSocketsSansIOProtocol):
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
         if self.handshake_initiated and not self.close_sent:  # the app's task is scheduled, not started yet
-            self.scope["extensions"][SEND_FRAMES] = {"send": self.send_frames, "write_now": self.write_frames_now}
+            self.scope["extensions"][SEND_FRAMES] = {
+                "send": self.send_frames,
+                "write_now": self.write_frames_now,
+                "buffered": self.transport.get_write_buffer_size,
+            }
 
     async def send_frames(self, data: bytes) -> None:
         """Write whole encoded frames, once the client has taken enough of what came before (backpressure)."""

@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
+import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import asyncpg
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from journal_api.hub import DATABASE_ERRORS, Hub
+from journal_api.logs import FIELDS
+from journal_api.metrics import Metrics
 from journal_api.protocol import ProtocolError, bearer_token, error_frame, parse_subscribe
 from journal_api.repository import journal_state
 from journal_api.session import Restart, Session
@@ -29,40 +34,72 @@ class Journal:
     settings: Settings
     pool: asyncpg.Pool
     hub: Hub
-    sessions: int = 0
+    metrics: Metrics
+
+
+@dataclass
+class _Connection:
+    """One /ws connection, for its log lines (docs/50_OPERATIONS.md#logs)."""
+
+    id: str
+    peer: str
+    opened: float
+    session: Session | None = None
+
+    def log(self, message: str, level: int = logging.INFO, **fields: object) -> None:
+        _log.log(level, message, extra={FIELDS: {"session": self.id, "peer": self.peer, **fields}})
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
-    """Serve one WebSocket; whatever happens, it ends with the close code the protocol gives."""
+    """Serve one WebSocket; whatever happens, it ends with the close code the protocol gives, counted and
+    logged once."""
     journal: Journal = websocket.app.state.journal
-    origin = websocket.headers.get("origin")
-    if origin is not None and origin not in journal.settings.allowed_origins:
+    if not _origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host"), journal.settings):
         await websocket.close(code=1008)  # before accept: the server answers HTTP 403
         return
     await websocket.accept()
-    if journal.sessions >= journal.settings.max_connections:
-        await _close(websocket, ProtocolError("overloaded", "too many connections; reconnect with backoff"))
+    client = websocket.client
+    peer = f"{client.host}:{client.port}" if client is not None else "unknown"
+    connection = _Connection(id=secrets.token_hex(6), peer=peer, opened=time.monotonic())
+    metrics = journal.metrics
+    if metrics.connections >= journal.settings.max_connections:
+        await _end(
+            websocket, connection, metrics, ProtocolError("overloaded", "too many connections; reconnect with backoff")
+        )
         return
-    journal.sessions += 1
+    metrics.connections += 1
     try:
-        await _serve(websocket, journal)
+        left_with = await _serve(websocket, journal, connection)
     except ProtocolError as error:
-        await _close(websocket, error)
+        await _end(websocket, connection, metrics, error)
     except Restart:
-        await _close(websocket, None, code=1012)
-    except WebSocketDisconnect:
-        pass  # the client went away (Starlette reports a dead socket this way too): nothing to tell it
+        await _end(websocket, connection, metrics, None, code=1012, reason="server_restart")
+    except WebSocketDisconnect as gone:  # the client went away (Starlette reports a dead socket this way too)
+        _ended(connection, metrics, "client_left", gone.code)
     except DATABASE_ERRORS as exc:
-        _log.warning("session ended: the database is unavailable (%s)", type(exc).__name__)
-        await _close(websocket, ProtocolError("internal_error", "the journal is unavailable; reconnect and resume"))
+        unavailable = ProtocolError("internal_error", "the journal is unavailable; reconnect and resume")
+        await _end(websocket, connection, metrics, unavailable, cause=type(exc).__name__)
     except Exception:
-        _log.exception("session failed")
-        await _close(websocket, ProtocolError("internal_error", "internal error; reconnect and resume"))
+        _log.exception("session failed", extra={FIELDS: {"session": connection.id}})
+        await _end(
+            websocket, connection, metrics, ProtocolError("internal_error", "internal error; reconnect and resume")
+        )
+    else:
+        _ended(connection, metrics, "client_left", left_with)
     finally:
-        journal.sessions -= 1
+        metrics.connections -= 1
 
 
-async def _serve(websocket: WebSocket, journal: Journal) -> None:
+def _origin_allowed(origin: str | None, host: str | None, settings: Settings) -> bool:
+    """No ``Origin`` (a program), the server's own origin (its ``/console``), or one the operator listed."""
+    if origin is None or origin in settings.allowed_origins:
+        return True
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and host is not None and parts.netloc.lower() == host.lower()
+
+
+async def _serve(websocket: WebSocket, journal: Journal, connection: _Connection) -> int:
+    """Subscribe and serve the client until it leaves; return the close code it left with."""
     settings = journal.settings
     try:
         async with asyncio.timeout(settings.auth_timeout_s):
@@ -72,7 +109,7 @@ async def _serve(websocket: WebSocket, journal: Journal) -> None:
             "auth_timeout", f"no subscribe within {settings.auth_timeout_s:g} s; send it at once after connecting"
         ) from None
     if message["type"] == "websocket.disconnect":
-        return
+        raise WebSocketDisconnect(message.get("code", 1000))
     subscription = parse_subscribe(
         message.get("text"), header_token=bearer_token(websocket.headers.get("authorization")), tokens=settings.tokens
     )
@@ -97,18 +134,54 @@ async def _serve(websocket: WebSocket, journal: Journal) -> None:
         hub=journal.hub,
         pool=journal.pool,
         settings=settings,
+        metrics=journal.metrics,
         subscription=subscription,
         epoch=epoch,
         head=head,
     )
+    connection.session = session
+    connection.log(
+        "session opened",
+        cursor=str(session.start),
+        head=str(head),
+        epoch=epoch,
+        filter=subscription.filter.model_dump(exclude_defaults=True),
+    )
     await session.run()
+    return session.left_with
 
 
-async def _close(websocket: WebSocket, error: ProtocolError | None, *, code: int | None = None) -> None:
-    """Send the error frame (if any) and the close frame; give up quietly if the client is gone or stalled."""
-    _log.info("closing session: %s", error.code if error is not None else f"close code {code}")
+async def _end(
+    websocket: WebSocket,
+    connection: _Connection,
+    metrics: Metrics,
+    error: ProtocolError | None,
+    *,
+    code: int = 1000,
+    reason: str = "",
+    cause: str | None = None,
+) -> None:
+    """Count and log the end, then send the error frame (if any) and the close frame, giving up quietly if the
+    client is gone or stalled (which may take :data:`CLOSE_GRACE_S`: the line is not held back that long)."""
+    if error is not None:
+        code, reason = error.close_code, error.code
+    _ended(connection, metrics, reason, code, cause)
     with contextlib.suppress(TimeoutError, WebSocketDisconnect, OSError, RuntimeError):
         async with asyncio.timeout(CLOSE_GRACE_S):
             if error is not None:
                 await websocket.send_text(error_frame(error))
-            await websocket.close(code=error.close_code if error is not None else (code or 1000))
+            await websocket.close(code=code)
+
+
+def _ended(connection: _Connection, metrics: Metrics, reason: str, code: int, cause: str | None = None) -> None:
+    metrics.closes[code] += 1
+    fields: dict[str, object] = {"reason": reason, "code": code}
+    if cause is not None:
+        fields["cause"] = cause  # the kind of database error, never its text (which may quote a DSN)
+    session = connection.session
+    if session is not None:
+        fields |= {"cursor_first": str(session.start), "cursor_last": str(session.position)}
+        fields["frames"] = session.frames_sent
+    fields["seconds"] = round(time.monotonic() - connection.opened, 3)
+    level = logging.WARNING if reason == "internal_error" else logging.INFO
+    connection.log("session closed", level, **fields)
