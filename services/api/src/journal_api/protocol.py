@@ -60,7 +60,7 @@ _CLOSE_CODES: dict[ErrorCode, int] = {
 }
 
 _FIELDS = ("op", "token", "cursor", "epoch", "filter")
-_CURSOR_TEXT = re.compile(r"^[0-9]{1,19}$")
+_CURSOR_TEXT = re.compile(r"[0-9]{1,19}")  # used with fullmatch: "$" would let "1\n" through
 PONG = '{"op":"pong"}'
 _PING = '{"op":"ping"}'
 
@@ -170,7 +170,7 @@ def known_token(candidate: str, tokens: Sequence[SecretStr]) -> bool:
 def _cursor(value: object) -> int | None:
     if value is None:
         return None
-    if isinstance(value, str) and _CURSOR_TEXT.match(value):
+    if isinstance(value, str) and _CURSOR_TEXT.fullmatch(value):
         number = int(value)
     elif isinstance(value, int) and not isinstance(value, bool):
         number = value
