@@ -393,3 +393,70 @@ async def test_reconnects_are_logged_by_default() -> None:
     assert records[0].levelname == "WARNING"
     assert records[0].getMessage().startswith("cannot connect: ")
     assert records[0].getMessage().endswith(" s")
+
+
+async def test_a_cursor_that_cannot_be_saved_ends_the_iteration(
+    conn: asyncpg.Connection, journal_server: StartServer, tmp_path: Path
+) -> None:
+    """A cursor file in a folder that does not exist is the caller's problem, raised, not a reason to reconnect;
+    so is whatever ``on_cursor`` raises."""
+    await write(conn)
+    retries = Retries()
+    async with journal_server() as server:
+        events = subscribe(
+            server.url, token=TOKEN, cursor=0, cursor_file=tmp_path / "gone" / "c.json", on_retry=retries
+        )
+        with pytest.raises(ClientError, match=r"^cannot save the cursor to .*c\.json \(No such file or directory\)$"):
+            await anext(events)
+
+        def refuse(cursor: str, epoch: str | None) -> None:
+            raise ConnectionRefusedError("the caller's own database is down")
+
+        events = subscribe(server.url, token=TOKEN, cursor=0, on_cursor=refuse, on_retry=retries)
+        with pytest.raises(ConnectionRefusedError, match="the caller's own database is down"):
+            await anext(events)
+    assert retries.problems == []
+
+
+def test_a_cursor_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ClientError, match=f"^cannot read the cursor file {tmp_path} \\(Is a directory\\)$"):
+        subscribe("ws://127.0.0.1:1/ws", token=TOKEN, cursor_file=tmp_path)
+
+
+async def test_a_proxy_timeout_or_rate_limit_is_retried_and_backoff_grows_until_progress() -> None:
+    """HTTP 408 and 429 on the upgrade are retried; a server that sends `ready` and closes at once does not reset
+    the backoff (it delivered nothing), so reconnects slow down."""
+    statuses = iter([408, 429])
+
+    def maybe_refuse(connection: ServerConnection, request: Request) -> Response | None:
+        status = next(statuses, None)
+        return None if status is None else Response(status, "busy", Headers(), b"")
+
+    async def ready_then_fail(socket: ServerConnection) -> None:
+        await socket.recv()
+        await socket.send('{"op": "ready", "epoch": "e", "cursor": "1", "head": "1"}')
+        await socket.close(1011, "")
+
+    retries = Retries()
+    async with peer(ready_then_fail, process_request=maybe_refuse) as url:
+        events = subscribe(url, token=TOKEN, cursor=1, on_retry=retries)
+        reader = asyncio.create_task(anext(events))
+        await retries.wait_for(4)
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        await events.aclose()
+    assert retries.problems[:4] == [
+        "the upgrade got HTTP 408",
+        "the upgrade got HTTP 429",
+        "closed 1011 (no reason given)",
+        "closed 1011 (no reason given)",
+    ]
+    assert [round(delay) for delay in retries.delays[2:4]] == [2, 4]
+
+
+def test_a_password_in_the_url_is_never_shown() -> None:
+    events = subscribe("ws://operator:hunter2-secret@127.0.0.1:1/ws", token=TOKEN)
+    assert "hunter2-secret" not in repr(events)
+    assert repr(events) == "Subscriber('ws://operator:***@127.0.0.1:1/ws', cursor=None, epoch=None)"
+    with pytest.raises(ValueError, match=r"^'http://operator:\*\*\*@h/ws' is not a WebSocket URL"):
+        subscribe("http://operator:hunter2-secret@h/ws", token=TOKEN)

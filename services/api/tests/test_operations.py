@@ -135,6 +135,31 @@ async def test_a_lost_listener_is_counted(db_url: str, journal_server: StartServ
         await until(counted)
 
 
+async def test_a_filtered_session_given_nothing_adds_no_lag_and_odd_close_codes_are_one_series(
+    conn: asyncpg.Connection, journal_server: StartServer, connect: Connect
+) -> None:
+    """Events a session's filter skips are not deliveries to it; a close code outside the protocol's, chosen by the
+    client, is counted as "other"."""
+    async with journal_server(heartbeat_s=0.05) as server:
+        async with connect(server.url) as client:
+            await client.subscribe(cursor=None, filter={"channels": ["trades"]})
+            assert (await client.frame())["op"] == "live"
+            await write(conn, 3)
+            while (frame := await client.frame())["cursor"] != "3":
+                assert frame["op"] == "heartbeat"
+            figures = await scrape(server.base)
+            assert figures[("journal_notify_send_lag_seconds_count", ())] == 0
+            await write(conn, type="trade.filled")
+            await client.events_through(4)
+            await client.socket.close(4999, "")
+
+        async def counted() -> bool:
+            return (await scrape(server.base)).get(("journal_session_closes_total", (("code", "other"),))) == 1
+
+        await until(counted)
+        assert (await scrape(server.base))[("journal_notify_send_lag_seconds_count", ())] >= 1
+
+
 def test_lag_observations_land_in_their_buckets() -> None:
     """Each observation is counted in the first bucket whose bound it does not exceed, ``count`` times."""
     metrics = Metrics()
@@ -180,13 +205,19 @@ async def test_one_line_per_session_with_no_token_payload_or_query_string(
             await Client(socket).closed()
         async with httpx.AsyncClient() as http:
             await http.get(f"http://127.0.0.1:{port}/healthz?token={TOKEN}")
-        await asyncio.to_thread(server.wait_for_line, "healthz")
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)  # an absolute-form request target
+        writer.write(f"GET http://127.0.0.1:{port}/readyz?token={TOKEN} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert (await reader.readline()).startswith(b"HTTP/1.1 ")
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.to_thread(server.wait_for_line, "readyz")
         assert server.interrupt() == 0
     output = "".join(server.lines)
     assert TOKEN not in output
     assert secret_value not in output
-    assert "/ws?…" in output
-    assert "/healthz?…" in output
+    assert "/ws?..." in output
+    assert "/healthz?..." in output
+    assert "/readyz?..." in output
     if log_format == "json":
         entries = [json.loads(line) for line in output.splitlines() if line]
         opened = [entry for entry in entries if entry["message"] == "session opened"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -82,8 +83,15 @@ async def _console(request: Request) -> Response:
         "Content-Security-Policy": _CONSOLE_POLICY,
         "Cache-Control": "no-cache",
         "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
     }
-    return Response((_CONSOLE / name).read_bytes(), media_type=media_type, headers=headers)
+    return Response(_console_file(name), media_type=media_type, headers=headers)
+
+
+@functools.cache
+def _console_file(name: str) -> bytes:
+    """Read once per process: the files ship inside the package and never change while it runs."""
+    return (_CONSOLE / name).read_bytes()
 
 
 async def _metrics(request: Request) -> Response:

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import websockets
@@ -44,6 +45,7 @@ BACKOFF_MAX_S = 10.0
 _JITTER = 0.1
 # The request itself is wrong (or the token): retrying cannot help. 4409 is told apart by its error frame.
 _REFUSED = {1002, 1003, 1007, 1008, 1009, 1010, 4400, 4401, 4408}
+_RETRIED_STATUSES = {408, 429}  # a proxy's timeout or rate limit: worth another try, unlike the other 4xx
 _log = logging.getLogger("journal_api.client")
 
 OnCursor = Callable[[str, str | None], None]
@@ -124,14 +126,34 @@ class CursorFile:
             return None, None
         except orjson.JSONDecodeError:
             data = None
+        except OSError as exc:
+            raise ClientError(f"cannot read the cursor file {self.path} ({exc.strerror or exc})") from exc
         if not isinstance(data, dict):
             raise ClientError(f"{self.path} is not a cursor file; delete it or name another")
         return data.get("cursor"), data.get("epoch")
 
     def save(self, cursor: str, epoch: str | None) -> None:
         temporary = self.path.with_name(f".{self.path.name}.tmp")
-        temporary.write_bytes(orjson.dumps({"cursor": cursor, "epoch": epoch}))
-        temporary.replace(self.path)
+        try:
+            temporary.write_bytes(orjson.dumps({"cursor": cursor, "epoch": epoch}))
+            temporary.replace(self.path)
+        except OSError as exc:
+            raise ClientError(f"cannot save the cursor to {self.path} ({exc.strerror or exc})") from exc
+
+
+class _Local(Exception):  # noqa: N818 - a wrapper, unwrapped before anyone sees it
+    """An error raised on the caller's side while the connection was up (saving the cursor, the callback)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
 
 
 class _Silent(Exception):  # noqa: N818 - a reason to reconnect, never seen outside
@@ -164,8 +186,11 @@ class Subscriber:
         try:
             parse_uri(url)
         except InvalidURI:
-            raise ValueError(f"{url!r} is not a WebSocket URL (ws://host:port/ws or wss://…)") from None
+            raise ValueError(
+                f"{_without_password(url)!r} is not a WebSocket URL (ws://host:port/ws or wss://…)"
+            ) from None
         self._url = url
+        self._shown = _without_password(url)  # for messages and reprs
         self._token = token
         self._file = CursorFile(Path(cursor_file)) if cursor_file is not None else None
         if cursor is None and self._file is not None:
@@ -177,12 +202,12 @@ class Subscriber:
         self._on_cursor = on_cursor
         self._on_retry = on_retry or _log_retry
         self._idle_timeout_s = idle_timeout_s
-        self._subscribed = False  # this connection got as far as `ready` (backoff starts over)
+        self._progressed = False  # this connection delivered an event or `live` (backoff starts over)
         self._error: tuple[str, str] | None = None  # the last error frame's code and message
         self._events = self._run()
 
     def __repr__(self) -> str:  # never the token: a repr ends up in logs
-        return f"Subscriber({self._url!r}, cursor={self.cursor!r}, epoch={self.epoch!r})"
+        return f"Subscriber({self._shown!r}, cursor={self.cursor!r}, epoch={self.epoch!r})"
 
     def __aiter__(self) -> Subscriber:
         return self
@@ -204,37 +229,40 @@ class Subscriber:
 
     async def _run(self) -> AsyncGenerator[Event, None]:
         delay = BACKOFF_FIRST_S
-        while True:
-            self._subscribed, self._error = False, None
-            try:
-                async with self._connect() as socket:
-                    await socket.send(self._subscribe_message())
-                    while True:
-                        event = self._take(await self._receive(socket))
-                        if event is not None:
-                            yield event
-                            self._advance(event.wire["id"])  # the loop's body is done with it
-            except ConnectionClosed as closed:
-                problem = self._closed(closed)
-            except InvalidStatus as refused:
-                status = refused.response.status_code
-                if status < 500:
-                    raise SubscriptionRefusedError(status, None, f"the upgrade got HTTP {status}") from None
-                problem = f"the upgrade got HTTP {status}"
-            except _Silent:
-                problem = f"no frame for {self._idle_timeout_s:g} s"
-            except (OSError, InvalidHandshake, TimeoutError) as exc:
-                problem = f"cannot connect: {exc or type(exc).__name__}"
-            self.live = False
-            if self._subscribed:
-                delay = BACKOFF_FIRST_S
-            wait = delay * (1 + random.uniform(0, _JITTER))  # noqa: S311 - spreading reconnects, not a secret
-            self._on_retry(problem, wait)
-            await asyncio.sleep(wait)
-            delay = min(delay * 2, BACKOFF_MAX_S)
+        try:
+            while True:
+                self._progressed, self._error = False, None
+                try:
+                    async with self._connect() as socket:
+                        await socket.send(self._subscribe_message())
+                        while True:
+                            event = self._take(await self._receive(socket))
+                            if event is not None:
+                                yield event
+                                self._advance(event.wire["id"])  # the loop's body is done with it
+                except ConnectionClosed as closed:
+                    problem = self._closed(closed)
+                except InvalidStatus as refused:
+                    status = refused.response.status_code
+                    if status < 500 and status not in _RETRIED_STATUSES:
+                        raise SubscriptionRefusedError(status, None, f"the upgrade got HTTP {status}") from None
+                    problem = f"the upgrade got HTTP {status}"
+                except _Silent:
+                    problem = f"no frame for {self._idle_timeout_s:g} s"
+                except (OSError, InvalidHandshake, TimeoutError) as exc:
+                    problem = f"cannot connect: {exc or type(exc).__name__}"
+                self.live = False
+                if self._progressed:  # a connection that delivered something: the next failure is news, retry soon
+                    delay = BACKOFF_FIRST_S
+                wait = delay * (1 + random.uniform(0, _JITTER))  # noqa: S311 - spreading reconnects, not a secret
+                self._on_retry(problem, wait)
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, BACKOFF_MAX_S)
+        except _Local as local:  # the caller's side failed (cursor file, callback): not a reason to reconnect
+            raise local.error from local.error.__cause__
 
     def _connect(self) -> websockets.connect:
-        headers = {"Authorization": f"Bearer {self._token}"}
+        headers = {"Authorization": f"Bearer {self._token}"}  # never in the URL: URLs end up in logs
         return websockets.connect(self._url, additional_headers=headers, open_timeout=10)
 
     def _subscribe_message(self) -> str:
@@ -256,7 +284,7 @@ class Subscriber:
         except orjson.JSONDecodeError:
             frame = None
         if not isinstance(frame, dict):
-            raise ClientError(f"{self._url} sent a frame that is not journal.v1 JSON: is it a journal server?")
+            raise ClientError(f"{self._shown} sent a frame that is not journal.v1 JSON: is it a journal server?")
         return frame
 
     def _take(self, frame: dict[str, Any]) -> Event | None:
@@ -264,30 +292,34 @@ class Subscriber:
         try:
             op = frame["op"]
             if op == "event":
-                return Event.from_wire(frame["event"])
+                event = Event.from_wire(frame["event"])
+                self._progressed = True
+                return event
             if op == "error":
                 self._error = (frame["code"], frame["message"])
             elif op == "ready":
-                self._subscribed = True
                 self.epoch = frame["epoch"]
                 self._advance(frame["cursor"])
             elif op == "live":
-                self.live = True
+                self.live = self._progressed = True
                 self._advance(frame["cursor"])
             elif op == "heartbeat":
                 self._advance(frame["cursor"])
         except (KeyError, TypeError, ValueError):
             raise ClientError(
-                f"{self._url} sent a malformed {frame.get('op')!r} frame: is it a journal server?"
+                f"{self._shown} sent a malformed {frame.get('op')!r} frame: is it a journal server?"
             ) from None
         return None  # pong, and ops of later protocol versions, carry nothing to act on
 
     def _advance(self, cursor: str) -> None:
         self.cursor = cursor
-        if self._file is not None:
-            self._file.save(cursor, self.epoch)
-        if self._on_cursor is not None:
-            self._on_cursor(cursor, self.epoch)
+        try:
+            if self._file is not None:
+                self._file.save(cursor, self.epoch)
+            if self._on_cursor is not None:
+                self._on_cursor(cursor, self.epoch)
+        except Exception as exc:  # an OSError here is the disk's or the callback's, not the connection's
+            raise _Local(exc) from exc
 
     def _closed(self, closed: ConnectionClosed) -> str:
         """What to say before reconnecting; raises when reconnecting cannot help."""

@@ -33,9 +33,9 @@ _BACKOFF_MAX_S = 5.0
 _log = logging.getLogger("journal_api.hub")
 
 
-Push = Callable[[list[Frame], int, int], bool]
-"""A session's way to take new frames at once: ``push(frames, old_head, new_head)`` writes them and returns
-``True``, or returns ``False`` and the hub wakes the session instead."""
+Push = Callable[[list[Frame], int, int], int | None]
+"""A session's way to take new frames at once: ``push(frames, old_head, new_head)`` writes those its client wants
+and returns how many, or returns ``None`` and the hub wakes the session instead."""
 
 
 def _frame_id(frame: Frame) -> int:
@@ -145,7 +145,7 @@ class Hub:
 
     def noticed_at(self, event_id: int) -> float:
         """When the hub noticed the buffered event ``event_id`` (loop time): from its NOTIFY, or the read that found
-        it."""
+        it. Only for an event :meth:`rows_after` just returned (no await between): a reset empties the record."""
         index = bisect_left(self._noticed, event_id, key=_first)
         return self._noticed[min(index, len(self._noticed) - 1)][1]
 
@@ -195,10 +195,11 @@ class Hub:
         self._noticed.append((self.head, noticed))
         pushed = 0
         for waiter, push in self._waiters.items():
-            if push(frames, old_head, self.head):
-                pushed += 1
-            else:
+            written = push(frames, old_head, self.head)
+            if written is None:
                 waiter.set()
+            elif written:
+                pushed += 1  # a session whose filter matched nothing received nothing: no lag to tell
         if pushed and self._metrics is not None:
             self._metrics.observe_lag(asyncio.get_running_loop().time() - noticed, pushed)
 

@@ -56,7 +56,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class NoQueryStrings(logging.Filter):
-    """Cuts the query string out of the request paths uvicorn logs (``/ws?token=…`` becomes ``/ws?…``): the
+    """Cuts the query string out of the request paths uvicorn logs (``/ws?token=…`` becomes ``/ws?...``): the
     protocol keeps tokens out of URLs, and a client that puts one there anyway must not leave it in a log."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -66,8 +66,9 @@ class NoQueryStrings(logging.Filter):
 
 
 def _cut(arg: object) -> object:
-    if isinstance(arg, str) and arg.startswith("/") and "?" in arg:
-        return arg.partition("?")[0] + "?…"
+    # Any argument with a "?": a request target may be origin-form (/ws?…) or absolute-form (http://h/ws?…).
+    if isinstance(arg, str) and "?" in arg:
+        return arg.partition("?")[0] + "?..."
     return arg
 
 

@@ -46,7 +46,7 @@ class Metrics:
         self.connections = 0
         self.frames_sent = 0
         self.replayed_rows = 0
-        self.closes: Counter[int] = Counter()
+        self.closes: Counter[int | str] = Counter()  # by close code, or "other"
         self.sessions: set[Watched] = set()
         self.hub: _Hub | None = None
         self._lag_counts = [0] * (len(LAG_BUCKETS_S) + 1)
@@ -95,7 +95,7 @@ class Metrics:
             "journal_replayed_rows", "Events read from the database to replay backlogs.", value=self.replayed_rows
         )
         closes = CounterMetricFamily("journal_session_closes", "Closed /ws connections by close code.", labels=["code"])
-        for code, count in sorted(self.closes.items()):
+        for code, count in sorted(self.closes.items(), key=str):
             closes.add_metric([str(code)], count)
         yield closes
         cumulative, buckets = 0, []

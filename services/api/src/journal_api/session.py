@@ -166,25 +166,26 @@ class Session:
         frames, head = buffered  # taken together, so frames appended while sending wait for the next round
         frames = self._matching(frames)
         if frames:
+            noticed = self._hub.noticed_at(frames[0].id)  # before the await: the hub may reset meanwhile
             await self._send_all(frame.wire for frame in frames)
-            lag = asyncio.get_running_loop().time() - self._hub.noticed_at(frames[0].id)
-            self._metrics.observe_lag(lag)
+            self._metrics.observe_lag(asyncio.get_running_loop().time() - noticed)
         self._position = max(self._position, head)
         return False
 
-    def _push(self, frames: list[Frame], old_head: int, new_head: int) -> bool:
+    def _push(self, frames: list[Frame], old_head: int, new_head: int) -> int | None:
         """The hub's new frames, written here and now when this session is waiting, has sent everything up to
-        ``old_head``, and its client takes them without a wait; ``False`` otherwise, and the hub wakes it."""
+        ``old_head``, and its client takes them without a wait: how many matched and were written. ``None``
+        otherwise, and the hub wakes it."""
         if not self._idle or self._waiter.is_set() or self._position != old_head:
-            return False
+            return None
         wires = [frame.wire for frame in self._matching(frames)]
         data = b"".join(wires)
         if len(data) > _WRITE_BYTES or (data and not self._write_now(data)):
-            return False  # a long run is written in turns by the session; a blocked one waits there
+            return None  # a long run is written in turns by the session; a blocked one waits there
         self.frames_sent += len(wires)
         self._metrics.frames_sent += len(wires)
         self._position = new_head
-        return True
+        return len(wires)
 
     def _matching(self, frames: list[Frame]) -> list[Frame]:
         """The frames this client's filter lets through."""

@@ -25,6 +25,7 @@ from journal_api.transport import CLOSE_GRACE_S
 __all__ = ["Journal", "websocket_endpoint"]
 
 _log = logging.getLogger("journal_api.ws")
+_COUNTED_CODES = {1000, 1001, 1005, 1006, 1008, 1009, 1011, 1012, 4400, 4401, 4408, 4409, 4429}
 
 
 @dataclass
@@ -174,7 +175,9 @@ async def _end(
 
 
 def _ended(connection: _Connection, metrics: Metrics, reason: str, code: int, cause: str | None = None) -> None:
-    metrics.closes[code] += 1
+    # A client chooses the code it leaves with: codes outside the protocol's are counted together, so a client
+    # cannot make the metric grow a series per code.
+    metrics.closes[code if code in _COUNTED_CODES else "other"] += 1
     fields: dict[str, object] = {"reason": reason, "code": code}
     if cause is not None:
         fields["cause"] = cause  # the kind of database error, never its text (which may quote a DSN)
