@@ -17,8 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from journal_api.embedded import EmbeddedPostgres
-from journal_api.migrations import apply_migrations, load_migrations
+from journal_api.journal.embedded import EmbeddedPostgres
+from journal_api.journal.migrations import apply_migrations, load_migrations
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -34,8 +34,8 @@ import websockets
 from loadgen import ClientResult, Target, Workers, process_cpu_s
 from servers import BASELINE_SCHEMA
 
-from journal_api.embedded import EmbeddedPostgres
-from journal_api.migrations import apply_migrations, load_migrations
+from journal_api.journal.embedded import EmbeddedPostgres
+from journal_api.journal.migrations import apply_migrations, load_migrations
 
 ROOT = Path(__file__).resolve().parents[3]
 BENCH = Path(__file__).resolve().parent

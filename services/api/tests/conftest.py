@@ -27,10 +27,10 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from journal_api.app import create_app, server_config
-from journal_api.hub import Hub
-from journal_api.logs import FIELDS
-from journal_api.settings import Settings
+from journal_api.stream.app import create_app, server_config
+from journal_api.stream.hub import Hub
+from journal_api.stream.logs import FIELDS
+from journal_api.stream.settings import Settings
 
 __all__ = [
     "TOKEN",

@@ -6,7 +6,7 @@ import gc
 
 import httpx
 
-from journal_api.app import GC_THRESHOLDS, create_app, tune_gc
+from journal_api.stream.app import GC_THRESHOLDS, create_app, tune_gc
 
 from .conftest import MakeSettings, Serve
 

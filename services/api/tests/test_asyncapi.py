@@ -29,11 +29,11 @@ from pydantic import SecretStr
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-from journal_api.app import MAX_MESSAGE_BYTES
-from journal_api.models import LEVELS, MAX_ID, Channel, Event, EventFilter, NewEvent
-from journal_api.protocol import _CLOSE_CODES, ErrorCode, ProtocolError, parse_subscribe
-from journal_api.redaction import REDACTED
-from journal_api.settings import MIN_TOKEN_LENGTH
+from journal_api.journal.models import LEVELS, MAX_ID, Channel, Event, EventFilter, NewEvent
+from journal_api.journal.redaction import REDACTED
+from journal_api.stream.app import MAX_MESSAGE_BYTES
+from journal_api.stream.protocol import _CLOSE_CODES, ErrorCode, ProtocolError, parse_subscribe
+from journal_api.stream.settings import MIN_TOKEN_LENGTH
 
 from .conftest import TOKEN, Client, Connect, StartServer, wait_for_close_log, write
 

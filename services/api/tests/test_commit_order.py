@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from journal_api.repository import query_events
+from journal_api.journal.repository import query_events
 
 INSERT = "INSERT INTO events (type) VALUES ('order.submitted') RETURNING id"
 

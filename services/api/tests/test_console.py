@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.async_api import BrowserContext, Page, WebSocket, async_playwright, expect
 
-from journal_api.app import create_app
+from journal_api.stream.app import create_app
 
 from .conftest import TOKEN, MakeSettings, Serve, StartServer, free_port, write
 

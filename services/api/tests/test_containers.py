@@ -696,7 +696,12 @@ def test_dockerignore_keeps_local_state_and_secrets_out_of_the_build() -> None:
         "dist/journal_api-0.1.0.whl",
     ):
         assert _ignored(path, rules), path
-    for path in ("uv.lock", "pyproject.toml", "services/api/src/journal_api/app.py", "migrations/0001_journal.sql"):
+    for path in (
+        "uv.lock",
+        "pyproject.toml",
+        "services/api/src/journal_api/stream/app.py",
+        "migrations/0001_journal.sql",
+    ):
         assert not _ignored(path, rules), path
 
 

@@ -12,9 +12,9 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from journal_api.frames import text_frame
-from journal_api.redaction import REDACTED, may_hold_secrets, redact
-from journal_api.repository import query_events, read_frames
+from journal_api.journal.frames import text_frame
+from journal_api.journal.redaction import REDACTED, may_hold_secrets, redact
+from journal_api.journal.repository import query_events, read_frames
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from journal_api.migrations import MigrationError, apply_migrations, load_migrations
+from journal_api.journal.migrations import MigrationError, apply_migrations, load_migrations
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from journal_api.logs import JsonFormatter, TextFormatter
-from journal_api.metrics import LAG_BUCKETS_S, Metrics
+from journal_api.stream.logs import JsonFormatter, TextFormatter
+from journal_api.stream.metrics import LAG_BUCKETS_S, Metrics
 
 from .conftest import TOKEN, Client, Connect, Journal, StartServer, free_port, session_closes, write
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from journal_api.redaction import REDACTED, is_sensitive_key, looks_secret, redact, redact_text
+from journal_api.journal.redaction import REDACTED, is_sensitive_key, looks_secret, redact, redact_text
 
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ."

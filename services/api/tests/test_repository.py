@@ -9,9 +9,9 @@ import asyncpg
 import pytest
 from pydantic import ValidationError
 
-from journal_api.models import EventFilter, NewEvent
-from journal_api.redaction import REDACTED
-from journal_api.repository import append_event, journal_state, query_events
+from journal_api.journal.models import EventFilter, NewEvent
+from journal_api.journal.redaction import REDACTED
+from journal_api.journal.repository import append_event, journal_state, query_events
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
 PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----"

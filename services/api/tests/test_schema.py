@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from journal_api.migrations import apply_migrations, load_migrations
+from journal_api.journal.migrations import apply_migrations, load_migrations
 
 INSERT = "INSERT INTO events (type, level, symbol, trade_id, payload) VALUES ($1, $2, $3, $4, $5::jsonb)"
 

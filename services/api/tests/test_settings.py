@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from journal_api.settings import Settings, describe_errors
+from journal_api.stream.settings import Settings, describe_errors
 
 TOKEN = "operator-token-0123456789"
 

@@ -14,7 +14,7 @@ import websockets
 from websockets.asyncio.server import ServerConnection
 
 from journal_api.cli import main
-from journal_api.tail import Tail
+from journal_api.client.tail import Tail
 
 from .conftest import TOKEN, CliProcess, Journal, StartServer, free_port, write
 

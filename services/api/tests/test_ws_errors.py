@@ -291,7 +291,7 @@ async def test_a_server_fault_closes_1011_and_is_logged(
     async def broken(db: object) -> tuple[str, int]:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr("journal_api.ws.journal_state", broken)
+    monkeypatch.setattr("journal_api.stream.ws.journal_state", broken)
     caplog.set_level(logging.ERROR, logger="journal_api")
     async with journal_server() as server, connect(server.url) as client:
         code, frames = await refused(client, {"op": "subscribe", "token": TOKEN})

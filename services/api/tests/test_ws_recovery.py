@@ -15,10 +15,10 @@ import httpx
 import pytest
 import websockets
 
-from journal_api import hub as hub_module
-from journal_api import repository
-from journal_api.hub import LISTENER_NAME
-from journal_api.repository import FramePage
+from journal_api.journal import repository
+from journal_api.journal.repository import FramePage
+from journal_api.stream import hub as hub_module
+from journal_api.stream.hub import LISTENER_NAME
 
 from .conftest import TOKEN, Client, Connect, Journal, Running, StartServer, write
 

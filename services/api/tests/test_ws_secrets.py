@@ -8,7 +8,7 @@ import logging
 import asyncpg
 import pytest
 
-from journal_api.logs import FIELDS
+from journal_api.stream.logs import FIELDS
 
 from .conftest import TOKEN, Connect, StartServer
 

@@ -16,13 +16,13 @@ import asyncpg
 import uvicorn
 from pydantic import ValidationError
 
-from journal_api.app import create_app, server_config, tune_gc
 from journal_api.client import ClientError
-from journal_api.embedded import EmbeddedPostgres
-from journal_api.migrations import MigrationError, apply_migrations, load_migrations
-from journal_api.models import Channel, Level
-from journal_api.settings import Settings, describe_errors
-from journal_api.tail import Tail
+from journal_api.client.tail import Tail
+from journal_api.journal.embedded import EmbeddedPostgres
+from journal_api.journal.migrations import MigrationError, apply_migrations, load_migrations
+from journal_api.journal.models import Channel, Level
+from journal_api.stream.app import create_app, server_config, tune_gc
+from journal_api.stream.settings import Settings, describe_errors
 
 __all__ = ["main"]
 

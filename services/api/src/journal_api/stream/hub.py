@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import asyncpg
 
-from journal_api.frames import Frame
-from journal_api.metrics import Metrics
-from journal_api.repository import journal_state, read_frames
+from journal_api.journal.frames import Frame
+from journal_api.journal.repository import journal_state, read_frames
+from journal_api.stream.metrics import Metrics
 
 __all__ = ["DATABASE_ERRORS", "LISTENER_NAME", "Hub"]
 

@@ -7,9 +7,19 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from journal_api.frames import Frame, frame_from_row
-from journal_api.models import LEVELS, MAX_ID, Event, EventFilter, JsonObject, Level, NewEvent, Page, decode_payload
-from journal_api.redaction import redact, redact_text
+from journal_api.journal.frames import Frame, frame_from_row
+from journal_api.journal.models import (
+    LEVELS,
+    MAX_ID,
+    Event,
+    EventFilter,
+    JsonObject,
+    Level,
+    NewEvent,
+    Page,
+    decode_payload,
+)
+from journal_api.journal.redaction import redact, redact_text
 
 __all__ = [
     "MAX_LIMIT",

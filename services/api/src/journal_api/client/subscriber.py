@@ -4,7 +4,7 @@
         async for event in events:
             ...
 
-Only ``websockets`` and ``orjson`` are needed: a program that follows the journal never touches its database.
+The public names are re-exported by :mod:`journal_api.client`.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from typing import Any
 import asyncpg
 import orjson
 
-from journal_api.models import MAX_READ_DEPTH, Channel, channel_of, decode_payload
-from journal_api.redaction import may_hold_secrets, redact, redact_text
+from journal_api.journal.models import MAX_READ_DEPTH, Channel, channel_of, decode_payload
+from journal_api.journal.redaction import may_hold_secrets, redact, redact_text
 
 __all__ = ["Frame", "frame_from_row", "text_frame"]
 

@@ -18,13 +18,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from journal_api.hub import DATABASE_ERRORS, Hub
-from journal_api.logs import LogFormat, log_config
-from journal_api.metrics import Metrics
-from journal_api.protocol import bearer_token, known_token
-from journal_api.settings import Settings
-from journal_api.transport import CLOSE_GRACE_S, JournalWebSocketProtocol
-from journal_api.ws import Journal, websocket_endpoint
+from journal_api.stream.hub import DATABASE_ERRORS, Hub
+from journal_api.stream.logs import LogFormat, log_config
+from journal_api.stream.metrics import Metrics
+from journal_api.stream.protocol import bearer_token, known_token
+from journal_api.stream.settings import Settings
+from journal_api.stream.transport import CLOSE_GRACE_S, JournalWebSocketProtocol
+from journal_api.stream.ws import Journal, websocket_endpoint
 
 __all__ = ["GC_THRESHOLDS", "MAX_MESSAGE_BYTES", "create_app", "server_config", "tune_gc"]
 

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from journal_api.redaction import looks_secret, redact, redact_text
+from journal_api.journal.redaction import looks_secret, redact, redact_text
 
 __all__ = [
     "LEVELS",

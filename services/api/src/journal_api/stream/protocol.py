@@ -15,7 +15,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import SecretStr, ValidationError
 
-from journal_api.models import MAX_ID, EventFilter
+from journal_api.journal.models import MAX_ID, EventFilter
 
 __all__ = [
     "PONG",

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from journal_api.client import Event, Subscriber, subscribe
+from journal_api.client.subscriber import Event, Subscriber, subscribe
 
 __all__ = ["Tail", "pretty_line"]
 

@@ -13,14 +13,14 @@ from urllib.parse import urlsplit
 import asyncpg
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from journal_api.hub import DATABASE_ERRORS, Hub
-from journal_api.logs import FIELDS
-from journal_api.metrics import Metrics
-from journal_api.protocol import ProtocolError, bearer_token, error_frame, parse_subscribe
-from journal_api.repository import journal_state
-from journal_api.session import Restart, Session
-from journal_api.settings import Settings
-from journal_api.transport import CLOSE_GRACE_S
+from journal_api.journal.repository import journal_state
+from journal_api.stream.hub import DATABASE_ERRORS, Hub
+from journal_api.stream.logs import FIELDS
+from journal_api.stream.metrics import Metrics
+from journal_api.stream.protocol import ProtocolError, bearer_token, error_frame, parse_subscribe
+from journal_api.stream.session import Restart, Session
+from journal_api.stream.settings import Settings
+from journal_api.stream.transport import CLOSE_GRACE_S
 
 __all__ = ["Journal", "websocket_endpoint"]
 

@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 import asyncpg
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from journal_api.frames import Frame, text_frame
-from journal_api.hub import Hub
-from journal_api.metrics import Metrics
-from journal_api.models import EventFilter
-from journal_api.protocol import (
+from journal_api.journal.frames import Frame, text_frame
+from journal_api.journal.models import EventFilter
+from journal_api.journal.repository import read_frames
+from journal_api.stream.hub import Hub
+from journal_api.stream.metrics import Metrics
+from journal_api.stream.protocol import (
     PONG,
     ProtocolError,
     Subscription,
@@ -26,9 +27,8 @@ from journal_api.protocol import (
     live_frame,
     ready_frame,
 )
-from journal_api.repository import read_frames
-from journal_api.settings import Settings
-from journal_api.transport import SEND_FRAMES, SendFrames, WriteFrames
+from journal_api.stream.settings import Settings
+from journal_api.stream.transport import SEND_FRAMES, SendFrames, WriteFrames
 
 __all__ = ["Restart", "Session"]
 
