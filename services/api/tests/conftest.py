@@ -43,6 +43,7 @@ __all__ = [
     "Serve",
     "StartServer",
     "session_closes",
+    "stalled_client",
     "wait_for_close_log",
     "write",
 ]
@@ -254,6 +255,20 @@ async def write(
         count,
     )
     return [row["id"] for row in rows]
+
+
+@asynccontextmanager
+async def stalled_client(conn: asyncpg.Connection, url: str) -> AsyncIterator[Client]:
+    """A client subscribed live that stops reading, with ~20 MB written for it: more than the loopback socket
+    buffers hold, so the server's sends block as with a stalled consumer. (max_queue=1: the client library stops
+    reading its socket while a frame waits.)"""
+    payload = json.dumps({"blob": "x" * 4000})
+    async with websockets.connect(url, max_queue=1, open_timeout=30) as socket:
+        client = Client(socket)
+        await client.subscribe(cursor=None)
+        for _ in range(40):
+            await write(conn, 120, payload=payload)
+        yield client
 
 
 def session_closes(records: list[logging.LogRecord]) -> list[dict[str, Any]]:

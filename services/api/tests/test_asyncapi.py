@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, get_args
 
 import asyncpg
 import pytest
-import websockets
 import yaml
 from jsonschema import Draft7Validator, FormatChecker
 from pydantic import SecretStr
@@ -35,7 +34,7 @@ from journal_api.stream.app import MAX_MESSAGE_BYTES
 from journal_api.stream.protocol import _CLOSE_CODES, ErrorCode, ProtocolError, parse_subscribe
 from journal_api.stream.settings import MIN_TOKEN_LENGTH
 
-from .conftest import TOKEN, Client, Connect, StartServer, wait_for_close_log, write
+from .conftest import TOKEN, Client, Connect, StartServer, stalled_client, wait_for_close_log, write
 
 if TYPE_CHECKING:
     from conftest import PostgresOutage  # the root conftest's fixture type
@@ -741,16 +740,7 @@ async def test_a_stalled_client_gets_a_documented_slow_consumer(
 ) -> None:
     """A client that takes no frame for JOURNAL_SEND_TIMEOUT_S: error slow_consumer, close 4429."""
     caplog.set_level(logging.INFO, logger="journal_api")
-    payload = json.dumps({"blob": "x" * 4000})
-    # max_queue=1: the client library stops reading its socket while a frame waits, so the server's sends block.
-    async with (
-        journal_server(send_timeout_s=0.3) as server,
-        websockets.connect(server.url, max_queue=1, open_timeout=30) as socket,
-    ):
-        client = Client(socket)
-        await client.subscribe(cursor=None)
-        for _ in range(40):  # ~20 MB: more than the loopback socket buffers hold
-            await write(conn, 120, payload=payload)
+    async with journal_server(send_timeout_s=0.3) as server, stalled_client(conn, server.url) as client:
         await wait_for_close_log(caplog, "slow_consumer")  # the server gave up on the client: now read
         code, frames = await client.closed(timeout_s=60)
     assert_closed_as_documented(code, frames, "slow_consumer")

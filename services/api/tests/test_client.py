@@ -54,6 +54,14 @@ class Retries:
                 await self.changed.wait()
 
 
+async def until(moved: asyncio.Event, check: Callable[[], bool]) -> None:
+    """Until ``check()`` holds, looking again whenever ``moved`` is set (60 s at most)."""
+    async with asyncio.timeout(60):
+        while not check():
+            moved.clear()
+            await moved.wait()
+
+
 @asynccontextmanager
 async def peer(handler: Callable[[ServerConnection], Awaitable[None]], **options: object) -> AsyncIterator[str]:
     """A real WebSocket server that runs ``handler`` for each connection; yields its ws:// URL."""
@@ -163,10 +171,7 @@ async def test_live_only_by_default_and_live_is_reported(conn: asyncpg.Connectio
         moved = asyncio.Event()
         events = subscribe(server.url, token=TOKEN, on_cursor=lambda cursor, epoch: moved.set())
         reader = asyncio.create_task(anext(events))
-        async with asyncio.timeout(60):
-            while not events.live:
-                moved.clear()
-                await moved.wait()
+        await until(moved, lambda: events.live)
         assert events.cursor == "2"
         await write(conn)
         event = await asyncio.wait_for(reader, 60)
@@ -353,15 +358,10 @@ async def test_a_filtered_cursor_advances_with_heartbeats_into_a_new_file(
             on_cursor=lambda cursor, epoch: moved.set(),
         )
         reader = asyncio.create_task(anext(events))
-        async with asyncio.timeout(60):
-            while not events.live:
-                moved.clear()
-                await moved.wait()
-            assert events.cursor == "2"
-            await write(conn, 2)
-            while events.cursor != "4":
-                moved.clear()
-                await moved.wait()
+        await until(moved, lambda: events.live)
+        assert events.cursor == "2"
+        await write(conn, 2)
+        await until(moved, lambda: events.cursor == "4")
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
         await events.aclose()

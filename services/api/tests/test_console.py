@@ -489,6 +489,7 @@ async def test_console_files_are_served_with_their_types_and_the_policy(
             "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
         )
         assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
     assert page.headers["content-type"] == named.headers["content-type"] == "text/html; charset=utf-8"
     assert page.content == named.content
     assert b'<script src="/console/console.js" defer></script>' in page.content

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from journal_api.stream.logs import JsonFormatter, TextFormatter
 from journal_api.stream.metrics import LAG_BUCKETS_S, Metrics
 
-from .conftest import TOKEN, Client, Connect, Journal, StartServer, free_port, session_closes, write
+from .conftest import TOKEN, Client, Connect, Journal, StartServer, free_port, session_closes, stalled_client, write
 
 Figures = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -102,14 +102,7 @@ async def test_a_stalled_client_shows_as_behind_with_a_send_queue(
     conn: asyncpg.Connection, journal_server: StartServer
 ) -> None:
     """A client that stops reading is a session behind, and the bytes it has not taken are the queue depth."""
-    payload = json.dumps({"blob": "x" * 4000})
-    async with (
-        journal_server(send_timeout_s=600) as server,
-        websockets.connect(server.url, max_queue=1, open_timeout=30) as socket,
-    ):
-        await Client(socket).subscribe(cursor=None)
-        for _ in range(40):  # ~20 MB: more than the loopback socket buffers hold
-            await write(conn, 120, payload=payload)
+    async with journal_server(send_timeout_s=600) as server, stalled_client(conn, server.url):
 
         async def stalled() -> bool:
             figures = await scrape(server.base)

@@ -13,7 +13,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from .conftest import TOKEN, Client, Connect, StartServer, wait_for_close_log, write
+from .conftest import TOKEN, Client, Connect, StartServer, stalled_client, wait_for_close_log, write
 
 SECOND_TOKEN = "second-operator-token-abcdef"
 
@@ -242,17 +242,7 @@ async def test_a_client_that_stops_reading_is_closed_4429(
     """A client that takes no frame for JOURNAL_SEND_TIMEOUT_S is closed slow_consumer, and learns why as soon as
     it reads again."""
     caplog.set_level(logging.INFO, logger="journal_api")
-    payload = json.dumps({"blob": "x" * 4000})
-    # max_queue=1: the client library stops reading its socket while a frame waits, so the kernel's buffers
-    # fill and the server's sends block, as with a stalled consumer.
-    async with (
-        journal_server(send_timeout_s=0.3) as server,
-        websockets.connect(server.url, max_queue=1, open_timeout=30) as socket,
-    ):
-        client = Client(socket)
-        await client.subscribe(cursor=None)
-        for _ in range(40):  # ~20 MB: more than the loopback socket buffers hold
-            await write(conn, 120, payload=payload)
+    async with journal_server(send_timeout_s=0.3) as server, stalled_client(conn, server.url) as client:
         await wait_for_close_log(caplog, "slow_consumer")
         code, frames = await client.closed(timeout_s=60)
     assert code == 4429

@@ -165,7 +165,8 @@ def _log_retry(problem: str, delay_s: float) -> None:
 
 
 class Subscriber:
-    """An async iterator of :class:`Event` over as many connections as it takes (see :func:`subscribe`).
+    """An async iterator of :class:`Event` over as many connections as it takes; made by :data:`subscribe`
+    (docs/30_WS_PROTOCOL.md#python-client).
 
     Public attributes: ``cursor`` and ``epoch`` (where a new subscription would resume), ``live`` (whether the
     current connection has replayed its backlog)."""
@@ -334,28 +335,7 @@ class Subscriber:
         return f"closed {code} ({message})"
 
 
-def subscribe(
-    url: str,
-    *,
-    token: str,
-    cursor: str | int | None = None,
-    epoch: str | None = None,
-    filter: Mapping[str, Any] | None = None,
-    cursor_file: str | Path | None = None,
-    on_cursor: OnCursor | None = None,
-    on_retry: OnRetry | None = None,
-    idle_timeout_s: float = 60.0,
-) -> Subscriber:
-    """Follow the journal at ``url``: every matching event once, in order, across reconnects, until the server
-    refuses for good (:class:`ClientError`) or the caller stops (docs/30_WS_PROTOCOL.md#python-client)."""
-    return Subscriber(
-        url,
-        token=token,
-        cursor=cursor,
-        epoch=epoch,
-        filter=filter,
-        cursor_file=cursor_file,
-        on_cursor=on_cursor,
-        on_retry=on_retry,
-        idle_timeout_s=idle_timeout_s,
-    )
+subscribe = Subscriber
+"""``subscribe(url, token=…, …)``: follow the journal at ``url``, every matching event once, in order, across
+reconnects, until the server refuses for good (:class:`ClientError`) or the caller stops. The name reads as what it
+does at the call site; it is the class itself, so the options are written once."""
