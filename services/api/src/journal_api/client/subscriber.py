@@ -4,7 +4,7 @@
         async for event in events:
             ...
 
-The public names are re-exported by :mod:`journal_api.client`.
+Its public names are those :mod:`journal_api.client` exports.
 """
 
 from __future__ import annotations
@@ -25,20 +25,6 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.uri import parse_uri
-
-__all__ = [
-    "ClientError",
-    "CursorAheadError",
-    "CursorFile",
-    "CursorRejectedError",
-    "EpochMismatchError",
-    "Event",
-    "OnCursor",
-    "OnRetry",
-    "Subscriber",
-    "SubscriptionRefusedError",
-    "subscribe",
-]
 
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 10.0
