@@ -31,7 +31,7 @@ from referencing.jsonschema import DRAFT7
 from journal_api.journal.models import LEVELS, MAX_ID, Channel, Event, EventFilter, NewEvent
 from journal_api.journal.redaction import REDACTED
 from journal_api.stream.app import MAX_MESSAGE_BYTES
-from journal_api.stream.protocol import _CLOSE_CODES, ErrorCode, ProtocolError, parse_subscribe
+from journal_api.stream.protocol import CLOSE_CODES, ErrorCode, ProtocolError, parse_subscribe
 from journal_api.stream.settings import MIN_TOKEN_LENGTH
 
 from .conftest import TOKEN, Client, Connect, StartServer, stalled_client, wait_for_close_log, write
@@ -325,7 +325,7 @@ def test_the_close_code_table_is_the_servers() -> None:
     the server has, and matches the tables in the channel's description and in docs/30_WS_PROTOCOL.md."""
     table = close_codes()
     by_error = {error: code for code, errors in table.items() for error in errors}
-    assert by_error == _CLOSE_CODES
+    assert by_error == CLOSE_CODES
     assert sum(len(errors) for errors in table.values()) == len(by_error)  # no error code listed twice
     assert spec()["components"]["schemas"]["ErrorCode"]["enum"] == list(get_args(ErrorCode))
     assert sorted(table) == [1000, 1009, 1011, 1012, 4400, 4401, 4408, 4409, 4429]

@@ -18,6 +18,7 @@ from pydantic import SecretStr, ValidationError
 from journal_api.journal.models import MAX_ID, EventFilter
 
 __all__ = [
+    "CLOSE_CODES",
     "PONG",
     "ErrorCode",
     "ProtocolError",
@@ -46,7 +47,7 @@ ErrorCode = Literal[
     "internal_error",
 ]
 
-_CLOSE_CODES: dict[ErrorCode, int] = {
+CLOSE_CODES: dict[ErrorCode, int] = {  # the close code each error ends a connection with
     "bad_request": 4400,
     "bad_cursor": 4400,
     "bad_filter": 4400,
@@ -72,7 +73,7 @@ class ProtocolError(Exception):
         super().__init__(message)
         self.code: ErrorCode = code
         self.message = message
-        self.close_code = _CLOSE_CODES[code]
+        self.close_code = CLOSE_CODES[code]
 
 
 @dataclass(frozen=True, slots=True)

@@ -182,8 +182,7 @@ class Session:
         data = b"".join(wires)
         if len(data) > _WRITE_BYTES or (data and not self._write_now(data)):
             return None  # a long run is written in turns by the session; a blocked one waits there
-        self.frames_sent += len(wires)
-        self._metrics.frames_sent += len(wires)
+        self._sent(len(wires))
         self._position = new_head
         return len(wires)
 
@@ -231,5 +230,8 @@ class Session:
             ) from None
         except OSError:  # the client is gone: reported the way Starlette reports it
             raise WebSocketDisconnect(1006) from None
-        self.frames_sent += len(run)
-        self._metrics.frames_sent += len(run)
+        self._sent(len(run))
+
+    def _sent(self, frames: int) -> None:
+        self.frames_sent += frames  # this session's, for its closing log line
+        self._metrics.frames_sent += frames  # every session's, for /metrics

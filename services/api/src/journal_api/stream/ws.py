@@ -17,7 +17,7 @@ from journal_api.journal.repository import journal_state
 from journal_api.stream.hub import DATABASE_ERRORS, Hub
 from journal_api.stream.logs import FIELDS
 from journal_api.stream.metrics import Metrics
-from journal_api.stream.protocol import ProtocolError, bearer_token, error_frame, parse_subscribe
+from journal_api.stream.protocol import CLOSE_CODES, ProtocolError, bearer_token, error_frame, parse_subscribe
 from journal_api.stream.session import Restart, Session
 from journal_api.stream.settings import Settings
 from journal_api.stream.transport import CLOSE_GRACE_S
@@ -25,7 +25,8 @@ from journal_api.stream.transport import CLOSE_GRACE_S
 __all__ = ["Journal", "websocket_endpoint"]
 
 _log = logging.getLogger("journal_api.ws")
-_COUNTED_CODES = {1000, 1001, 1005, 1006, 1008, 1009, 1011, 1012, 4400, 4401, 4408, 4409, 4429}
+# The codes the protocol uses: the errors' and those a session ends with otherwise (docs/30_WS_PROTOCOL.md).
+_COUNTED_CODES = {1000, 1001, 1005, 1006, 1008, 1009, 1012, *CLOSE_CODES.values()}
 
 
 @dataclass
