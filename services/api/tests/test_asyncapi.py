@@ -31,7 +31,14 @@ from referencing.jsonschema import DRAFT7
 from journal_api.journal.models import LEVELS, MAX_ID, Channel, Event, EventFilter, NewEvent
 from journal_api.journal.redaction import REDACTED
 from journal_api.stream.app import MAX_MESSAGE_BYTES
-from journal_api.stream.protocol import CLOSE_CODES, ErrorCode, ProtocolError, parse_subscribe
+from journal_api.stream.protocol import (
+    CLOSE_CODES,
+    ErrorCode,
+    ProtocolError,
+    known_token,
+    parse_subscribe,
+    subscribe_token,
+)
 from journal_api.stream.settings import MIN_TOKEN_LENGTH
 
 from .conftest import TOKEN, Client, Connect, StartServer, stalled_client, wait_for_close_log, write
@@ -182,7 +189,10 @@ def server_accepts(message: dict[str, Any]) -> bool:
     """Whether the server's subscribe parser accepts ``message`` (a missing token is sent in the header)."""
     header = TOKEN if message.get("token") is None else None
     try:
-        parse_subscribe(json.dumps(message), header_token=header, tokens=[SecretStr(TOKEN)])
+        token, request = subscribe_token(json.dumps(message), header_token=header)
+        if not known_token(token, [SecretStr(TOKEN)]):
+            return False
+        parse_subscribe(request)
     except ProtocolError:
         return False
     return True
@@ -302,8 +312,8 @@ def test_the_document_describes_one_channel_and_its_operations() -> None:
     assert (scheme["type"], scheme["scheme"], scheme["x-token-field"]) == ("http", "bearer", "token")
     name, channel = the_channel()
     assert channel["address"] == "/ws"
-    assert messages_of("send") == {"subscribe", "ping"}
-    assert messages_of("receive") == {"ready", "event", "live", "heartbeat", "pong", "error"}
+    assert messages_of("send") == {"subscribe", "ping", "auth"}
+    assert messages_of("receive") == {"ready", "event", "live", "heartbeat", "pong", "expiring", "auth_ok", "error"}
     assert messages_of("send") | messages_of("receive") == set(channel["messages"])
     assert {message: op_of(message) for message in channel["messages"]} == {m: m for m in channel["messages"]}
     operations = document["operations"]
@@ -314,7 +324,7 @@ def test_the_document_describes_one_channel_and_its_operations() -> None:
         for key, operation in operations.items()
         if "reply" in operation
     }
-    assert replies == {"subscribe": ["ready", "error"], "ping": ["pong"]}
+    assert replies == {"subscribe": ["ready", "error"], "ping": ["pong"], "auth": ["auth_ok", "error"]}
 
 
 # --- the document agrees with the server's code and docs/30_WS_PROTOCOL.md ----------------------------------------
@@ -328,7 +338,7 @@ def test_the_close_code_table_is_the_servers() -> None:
     assert by_error == CLOSE_CODES
     assert sum(len(errors) for errors in table.values()) == len(by_error)  # no error code listed twice
     assert spec()["components"]["schemas"]["ErrorCode"]["enum"] == list(get_args(ErrorCode))
-    assert sorted(table) == [1000, 1009, 1011, 1012, 4400, 4401, 4408, 4409, 4429]
+    assert sorted(table) == [1000, 1009, 1011, 1012, 4400, 4401, 4403, 4408, 4409, 4429]
     assert table_rows(the_channel()[1]["description"], "## Close codes") == table
     assert table_rows(PROTOCOL_DOC.read_text(), "## Close codes") == table
 

@@ -34,7 +34,10 @@ def test_secrets_never_show_in_a_printed_settings_object(monkeypatch: pytest.Mon
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"tokens": " , "}, "JOURNAL_TOKENS: set at least one token; JOURNAL_TOKENS takes comma-separated tokens"),
+        (
+            {"tokens": "short"},
+            "JOURNAL_TOKENS: every token must be at least 16 characters long; JOURNAL_TOKENS takes comma-separated",
+        ),
         (
             {"tokens": TOKEN, "send_timeout_s": 0},
             "JOURNAL_SEND_TIMEOUT_S: Input should be greater than or equal to 0.05",

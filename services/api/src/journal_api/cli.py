@@ -1,4 +1,5 @@
-"""The ``journal`` command: ``migrate``, ``serve``, ``dev`` and ``tail`` (README.md, docs/30_WS_PROTOCOL.md)."""
+"""The ``journal`` command: ``migrate``, ``serve``, ``dev``, ``tail``, ``keys`` and ``tokens`` (README.md,
+docs/30_WS_PROTOCOL.md, docs/60_ACCESS.md)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import asyncpg
 import uvicorn
 from pydantic import ValidationError
 
+from journal_api.access import cli as access_cli
 from journal_api.client import ClientError
 from journal_api.client.tail import Tail
 from journal_api.journal.embedded import EmbeddedPostgres
@@ -41,9 +43,11 @@ def main(argv: list[str] | None = None) -> int:
             _serve(_settings(), args.host, args.port)
         elif args.command == "dev":
             _dev(args)
+        elif args.command in ("keys", "tokens"):
+            access_cli.run(args, _database_url())
         else:
             _tail(args)
-    except (MigrationError, _UsageError, ClientError) as exc:
+    except (MigrationError, _UsageError, ClientError, access_cli.AccessUsageError) as exc:
         print(f"journal {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -67,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--data", type=Path, default=Path(".data/postgres"), help="embedded Postgres data folder")
     dev.add_argument("--dir", type=Path, default=migrations, help="folder of NNNN_name.sql files")
     dev.add_argument("--demo-rate", type=float, default=5.0, help="demo events per second (0: no demo)")
+
+    access_cli.add_commands(commands)
 
     tail = commands.add_parser("tail", help="print the stream and resume after disconnects (token: JOURNAL_TOKEN)")
     tail.add_argument("--url", default="ws://127.0.0.1:8000/ws")

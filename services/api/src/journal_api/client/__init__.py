@@ -15,6 +15,7 @@ from journal_api.client.subscriber import (
     OnRetry,
     Subscriber,
     SubscriptionRefusedError,
+    TokenProvider,
     subscribe,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "OnRetry",
     "Subscriber",
     "SubscriptionRefusedError",
+    "TokenProvider",
     "subscribe",
 ]

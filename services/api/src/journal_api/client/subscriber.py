@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncGenerator, Callable, Mapping
+import inspect
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +31,7 @@ BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 10.0
 _JITTER = 0.1
 # The request itself is wrong (or the token): retrying cannot help. 4409 is told apart by its error frame.
-_REFUSED = {1002, 1003, 1007, 1008, 1009, 1010, 4400, 4401, 4408}
+_REFUSED = {1002, 1003, 1007, 1008, 1009, 1010, 4400, 4401, 4403, 4408}
 _RETRIED_STATUSES = {408, 429}  # a proxy's timeout or rate limit: worth another try, unlike the other 4xx
 _log = logging.getLogger("journal_api.client")
 
@@ -39,6 +40,9 @@ OnCursor = Callable[[str, str | None], None]
 
 OnRetry = Callable[[str, float], None]
 """Called with ``(problem, delay_s)`` before each wait for a reconnect."""
+
+TokenProvider = Callable[[], str | Awaitable[str]]
+"""Returns a fresh credential; called before every connection and when the server sends ``expiring``."""
 
 
 class ClientError(Exception):
@@ -161,7 +165,7 @@ class Subscriber:
         self,
         url: str,
         *,
-        token: str,
+        token: str | TokenProvider,
         cursor: str | int | None = None,
         epoch: str | None = None,
         filter: Mapping[str, Any] | None = None,
@@ -220,10 +224,15 @@ class Subscriber:
             while True:
                 self._progressed, self._error = False, None
                 try:
-                    async with self._connect() as socket:
+                    async with self._connect(await self._credential()) as socket:
                         await socket.send(self._subscribe_message())
                         while True:
-                            event = self._take(await self._receive(socket))
+                            frame = await self._receive(socket)
+                            if frame.get("op") == "expiring" and callable(self._token):
+                                # refreshed in-band: the stream goes on, nothing to resume
+                                await socket.send(orjson.dumps({"op": "auth", "token": await self._credential()}).decode())
+                                continue
+                            event = self._take(frame)
                             if event is not None:
                                 yield event
                                 self._advance(event.wire["id"])  # the loop's body is done with it
@@ -248,8 +257,18 @@ class Subscriber:
         except _Local as local:  # the caller's side failed (cursor file, callback): not a reason to reconnect
             raise local.error from local.error.__cause__
 
-    def _connect(self) -> websockets.connect:
-        headers = {"Authorization": f"Bearer {self._token}"}  # never in the URL: URLs end up in logs
+    async def _credential(self) -> str:
+        """The string token, or what the provider returns now (its exception ends the iteration, as it is)."""
+        if not callable(self._token):
+            return self._token
+        try:
+            token = self._token()
+            return await token if inspect.isawaitable(token) else token
+        except Exception as exc:
+            raise _Local(exc) from exc
+
+    def _connect(self, token: str) -> websockets.connect:
+        headers = {"Authorization": f"Bearer {token}"}  # never in the URL: URLs end up in logs
         return websockets.connect(self._url, additional_headers=headers, open_timeout=10)
 
     def _subscribe_message(self) -> str:
@@ -316,6 +335,8 @@ class Subscriber:
         if code == 4409:
             rejected = EpochMismatchError if error == "epoch_mismatch" else CursorAheadError
             raise rejected(f"the server rejected the cursor (4409 {error}): {message}")
+        if code == 4401 and error == "token_expired" and callable(self._token):
+            return f"closed {code} ({message}); a fresh credential comes from the token provider"
         if code in _REFUSED:
             raise SubscriptionRefusedError(code, error, message)
         return f"closed {code} ({message})"

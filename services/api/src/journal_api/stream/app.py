@@ -18,10 +18,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from journal_api.access.credentials import Authenticator
+from journal_api.access.keys import CONTROL_CHANNEL
+from journal_api.access.revocation import Revocations
 from journal_api.stream.hub import DATABASE_ERRORS, Hub
 from journal_api.stream.logs import LogFormat, log_config
 from journal_api.stream.metrics import Metrics
-from journal_api.stream.protocol import bearer_token, known_token
+from journal_api.stream.protocol import ProtocolError, bearer_token
 from journal_api.stream.settings import Settings
 from journal_api.stream.transport import CLOSE_GRACE_S, JournalWebSocketProtocol
 from journal_api.stream.ws import Journal, websocket_endpoint
@@ -95,13 +98,19 @@ def _console_file(name: str) -> bytes:
 
 
 async def _metrics(request: Request) -> Response:
-    """Prometheus' text format; the operator token unless JOURNAL_METRICS_PUBLIC (docs/50_OPERATIONS.md)."""
+    """Prometheus' text format; a credential whose grant has ``metrics`` unless JOURNAL_METRICS_PUBLIC
+    (docs/50_OPERATIONS.md)."""
     journal: Journal = request.app.state.journal
     if not journal.settings.metrics_public:
-        token = bearer_token(request.headers.get("authorization"))
-        if token is None or not known_token(token, journal.settings.tokens):
-            body = {"error": "unauthorized", "message": 'send "Authorization: Bearer <operator token>"'}
+        token = bearer_token(request.headers.get("authorization")) or ""  # an empty one is never valid
+        try:
+            credential = await journal.authenticator.authenticate(token)
+        except ProtocolError:
+            body = {"error": "unauthorized", "message": 'send "Authorization: Bearer <credential with metrics>"'}
             return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        if not credential.grant.metrics:
+            body = {"error": "forbidden", "message": "this credential's grant has no metrics; use one that has"}
+            return JSONResponse(body, status_code=403)
     return Response(journal.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -139,19 +148,38 @@ def create_app(settings: Settings) -> Starlette:
             )
         except DATABASE_ERRORS as exc:
             raise _unusable(exc) from exc
+        authenticator = Authenticator(settings, pool)
+        try:
+            await authenticator.start()
+        except DATABASE_ERRORS as exc:
+            await pool.close()
+            raise _unusable(exc) from exc
+        except BaseException:
+            await pool.close()
+            raise
         metrics = Metrics()
         hub = Hub(dsn, buffer_rows=settings.buffer_rows, check_interval_s=settings.check_interval_s, metrics=metrics)
         metrics.hub = hub
+        revocations = Revocations(pool)
+        hub.listen(CONTROL_CHANNEL, revocations.on_control)
         try:
             await hub.start()
         except DATABASE_ERRORS as exc:
             await pool.close()
             raise _unusable(exc) from exc
-        app.state.journal = Journal(settings=settings, pool=pool, hub=hub, metrics=metrics)
+        app.state.journal = Journal(
+            settings=settings,
+            pool=pool,
+            hub=hub,
+            metrics=metrics,
+            authenticator=authenticator,
+            revocations=revocations,
+        )
         try:
             yield
         finally:
             await hub.close()
+            await revocations.close()
             await pool.close()
 
     return Starlette(

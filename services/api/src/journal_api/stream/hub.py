@@ -92,6 +92,7 @@ class Hub:
         self._fetched = False
         self._listener: asyncpg.Connection | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._channels: dict[str, Callable[[str | None], None]] = {}
 
     # public methods
 
@@ -132,6 +133,12 @@ class Hub:
         self._waiters[waiter] = push
         return waiter
 
+    def listen(self, channel: str, callback: Callable[[str | None], None]) -> None:
+        """Also LISTEN on ``channel`` (call before :meth:`start`): ``callback(payload)`` for each notification, and
+        ``callback(None)`` after every (re)connect, since notifications sent while the hub was deaf are lost.
+        Callbacks must not block."""
+        self._channels[channel] = callback
+
     def forget(self, waiter: asyncio.Event) -> None:
         self._waiters.pop(waiter, None)
 
@@ -166,6 +173,9 @@ class Hub:
         self._listener = listener  # owned from here on: _drop_listener closes it whatever happens next
         self._lost = False
         await listener.add_listener("events", self._on_notify)
+        for channel, callback in self._channels.items():
+            await listener.add_listener(channel, lambda *args, callback=callback: callback(args[3]))
+            callback(None)
         self.listener_connects += 1
 
     async def _drop_listener(self) -> None:

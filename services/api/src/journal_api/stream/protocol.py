@@ -20,17 +20,22 @@ from journal_api.journal.models import MAX_ID, EventFilter
 __all__ = [
     "CLOSE_CODES",
     "PONG",
+    "UNAUTHORIZED_MESSAGE",
     "ErrorCode",
     "ProtocolError",
     "Subscription",
+    "auth_ok_frame",
+    "auth_token",
     "bearer_token",
     "error_frame",
+    "expiring_frame",
     "heartbeat_frame",
     "is_ping",
     "known_token",
     "live_frame",
     "parse_subscribe",
     "ready_frame",
+    "subscribe_token",
 ]
 
 
@@ -39,6 +44,9 @@ ErrorCode = Literal[
     "bad_cursor",
     "bad_filter",
     "unauthorized",
+    "token_expired",
+    "token_revoked",
+    "forbidden",
     "auth_timeout",
     "cursor_ahead",
     "epoch_mismatch",
@@ -52,6 +60,9 @@ CLOSE_CODES: dict[ErrorCode, int] = {  # the close code each error ends a connec
     "bad_cursor": 4400,
     "bad_filter": 4400,
     "unauthorized": 4401,
+    "token_expired": 4401,
+    "token_revoked": 4401,
+    "forbidden": 4403,
     "auth_timeout": 4408,
     "cursor_ahead": 4409,
     "epoch_mismatch": 4409,
@@ -93,8 +104,13 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def parse_subscribe(text: str | None, *, header_token: str | None, tokens: Sequence[SecretStr]) -> Subscription:
-    """Validate the first message in the order the spec gives; raise :class:`ProtocolError` on the first fault."""
+UNAUTHORIZED_MESSAGE = 'missing or wrong token: send "Authorization: Bearer <token>" or "token" in subscribe'
+
+
+def subscribe_token(text: str | None, *, header_token: str | None) -> tuple[str, dict[str, Any]]:
+    """The first checks of the spec's order: the message's shape, then that one credential was sent (in the header,
+    the message, or the same string in both). Return the credential, still to be authenticated, and the message
+    for :func:`parse_subscribe`. Raise :class:`ProtocolError` on the first fault."""
     message = _json_object(text, 'the first message must be a JSON object: {"op":"subscribe", ...}')
     if message.get("op") != "subscribe":
         raise ProtocolError("bad_request", 'the first message must be {"op":"subscribe", ...}')
@@ -106,15 +122,32 @@ def parse_subscribe(text: str | None, *, header_token: str | None, tokens: Seque
     epoch = message.get("epoch")
     if epoch is not None and not isinstance(epoch, str):
         raise ProtocolError("bad_request", "epoch must be the string the ready frame gave")
-    token = message.get("token")
-    candidates = [t for t in (header_token, token) if t is not None]
-    if not candidates or not all(isinstance(t, str) and known_token(t, tokens) for t in candidates):
-        raise ProtocolError(
-            "unauthorized", 'missing or wrong token: send "Authorization: Bearer <token>" or "token" in subscribe'
-        )
+    candidates = [t for t in (header_token, message.get("token")) if t is not None]
+    if not candidates or not all(isinstance(t, str) and t for t in candidates):
+        raise ProtocolError("unauthorized", UNAUTHORIZED_MESSAGE)
+    first: str = candidates[0]
+    if not all(hmac.compare_digest(first.encode(), t.encode()) for t in candidates):
+        raise ProtocolError("unauthorized", UNAUTHORIZED_MESSAGE)
+    return first, message
+
+
+def parse_subscribe(message: dict[str, Any]) -> Subscription:
+    """The rest of the first message, once its credential is authenticated: the cursor, then the filter."""
     cursor = _cursor(message.get("cursor"))
     event_filter = _filter(message.get("filter"))
-    return Subscription(cursor=cursor, epoch=epoch, filter=event_filter)
+    return Subscription(cursor=cursor, epoch=message.get("epoch"), filter=event_filter)
+
+
+def auth_token(text: str | None) -> str | None:
+    """The credential of an ``{"op":"auth","token":…}`` message; ``None`` when the message is not one."""
+    try:
+        message: object = orjson.loads(text or "")
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(message, dict) and message.keys() == {"op", "token"} and message["op"] == "auth":
+        token = message["token"]
+        return token if isinstance(token, str) and token else None
+    return None
 
 
 def is_ping(text: str | None) -> bool:
@@ -140,6 +173,14 @@ def heartbeat_frame(cursor: int, head: int, now: datetime) -> str:
     return _dumps(
         {"op": "heartbeat", "cursor": str(cursor), "head": str(head), "ts": now.isoformat(timespec="microseconds")}
     )
+
+
+def expiring_frame(exp: int) -> str:
+    return _dumps({"op": "expiring", "exp": exp})
+
+
+def auth_ok_frame(exp: int | None) -> str:
+    return _dumps({"op": "auth_ok", "exp": exp})
 
 
 def error_frame(error: ProtocolError) -> str:

@@ -16,12 +16,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from journal_api.journal.frames import Frame, text_frame
 from journal_api.journal.models import EventFilter
 from journal_api.journal.repository import read_frames
+from journal_api.stream.guard import Guard
 from journal_api.stream.hub import Hub
 from journal_api.stream.metrics import Metrics
 from journal_api.stream.protocol import (
     PONG,
     ProtocolError,
     Subscription,
+    auth_token,
     heartbeat_frame,
     is_ping,
     live_frame,
@@ -52,10 +54,12 @@ class Session:
         settings: Settings,
         metrics: Metrics,
         subscription: Subscription,
+        guard: Guard,
         epoch: str,
         head: int,
     ) -> None:
         self._websocket = websocket
+        self._guard = guard
         self._hub = hub
         self._pool = pool
         self._settings = settings
@@ -88,16 +92,19 @@ class Session:
         """Serve the client until it leaves; raise :class:`ProtocolError` or :class:`Restart` to close it."""
         reader = asyncio.create_task(self._read(), name="journal-session-read")
         self._metrics.sessions.add(self)
+        self._guard.attach(self._waiter.set)
         try:
             await self._write()
         finally:
+            self._guard.detach()
             self._metrics.sessions.discard(self)
             self._hub.forget(self._waiter)
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
 
     async def _read(self) -> None:
-        """Take the client's messages: pings are answered by the writer; anything else is a fault."""
+        """Take the client's messages: pings are answered by the writer, an ``auth`` goes to the guard; anything
+        else is a fault."""
         while True:
             message = await self._websocket.receive()
             if message["type"] == "websocket.disconnect":
@@ -105,6 +112,8 @@ class Session:
                 self.left_with = message.get("code", 1000)
             elif is_ping(message.get("text")):
                 self._pongs += 1
+            elif (token := auth_token(message.get("text"))) is not None:
+                await self._guard.refresh(token)
             else:
                 self._fault = ProtocolError("bad_request", 'after subscribing, send only {"op":"ping"}')
             self._waiter.set()
@@ -126,6 +135,10 @@ class Session:
                     return
                 if self._fault is not None:
                     raise self._fault
+                if self._guard.fault is not None:
+                    raise self._guard.fault
+                if notices := self._guard.take_frames():
+                    await self._send_all(text_frame(notice.encode()) for notice in notices)
                 if self._pongs:
                     pongs, self._pongs = self._pongs, 0  # pings that come while these are sent are counted anew
                     await self._send_all([_PONG] * pongs)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["MIN_TOKEN_LENGTH", "Settings", "describe_errors"]
+__all__ = ["MIN_JWT_SECRET_LENGTH", "MIN_TOKEN_LENGTH", "Settings", "describe_errors"]
 
 MIN_TOKEN_LENGTH = 16
+MIN_JWT_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -22,7 +24,7 @@ class Settings(BaseSettings):
 
     # Secret types: a settings object that gets logged or printed shows "**********", not a password or token.
     database_url: SecretStr = Field(validation_alias="DATABASE_URL")
-    tokens: Annotated[tuple[SecretStr, ...], NoDecode]
+    tokens: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
     heartbeat_s: float = Field(default=15.0, ge=0.05, le=3600)
     auth_timeout_s: float = Field(default=5.0, ge=0.05, le=300)
@@ -30,6 +32,16 @@ class Settings(BaseSettings):
     send_timeout_s: float = Field(default=10.0, ge=0.05, le=600)
     metrics_public: bool = False
     log_format: Literal["text", "json"] = "text"
+    # Access control (docs/60_ACCESS.md).
+    jwt_secret: SecretStr | None = None
+    jwks_url: str | None = None
+    jwks_ca_file: Path | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str = Field(default="journal", min_length=1)
+    jwt_leeway_s: float = Field(default=5.0, ge=0, le=60)
+    jwks_refetch_s: float = Field(default=10.0, ge=0.01, le=3600)
+    token_expiring_s: float = Field(default=60.0, ge=0, le=3600)
+    token_grace_s: float = Field(default=5.0, ge=0, le=5)
     # Advanced tunables (docs/30_WS_PROTOCOL.md#settings).
     page_size: int = Field(default=500, ge=1, le=1000)
     buffer_rows: int = Field(default=10_000, ge=1, le=1_000_000)
@@ -45,12 +57,29 @@ class Settings(BaseSettings):
     @field_validator("tokens", mode="after")
     @classmethod
     def _check_tokens(cls, tokens: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
-        if not tokens:
-            raise ValueError("set at least one token")
         if any(len(token.get_secret_value()) < MIN_TOKEN_LENGTH for token in tokens):
             # The message never repeats a token: it may end up in a log.
             raise ValueError(f"every token must be at least {MIN_TOKEN_LENGTH} characters long")
         return tokens
+
+    @field_validator("jwt_secret", mode="after")
+    @classmethod
+    def _check_secret(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and len(secret.get_secret_value()) < MIN_JWT_SECRET_LENGTH:
+            raise ValueError(f"the HS256 secret must be at least {MIN_JWT_SECRET_LENGTH} characters long")
+        return secret
+
+    @field_validator("jwks_url", mode="after")
+    @classmethod
+    def _check_jwks_url(cls, source: str | None) -> str | None:
+        if source is not None and "://" in source and not source.startswith("https://"):
+            raise ValueError("use an https:// URL or a file path (a JWKS fetched in clear text could be swapped)")
+        return source
+
+    @property
+    def jwt_configured(self) -> bool:
+        """Whether JWTs are accepted (a secret or a key set)."""
+        return self.jwt_secret is not None or self.jwks_url is not None
 
 
 def describe_errors(error: ValidationError) -> str:

@@ -7,17 +7,28 @@ import contextlib
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 import asyncpg
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from journal_api.access.credentials import Authenticator
+from journal_api.access.grants import GrantError, effective_filter
+from journal_api.access.revocation import Revocations
 from journal_api.journal.repository import journal_state
+from journal_api.stream.guard import Guard, forbidden
 from journal_api.stream.hub import DATABASE_ERRORS, Hub
 from journal_api.stream.logs import FIELDS
 from journal_api.stream.metrics import Metrics
-from journal_api.stream.protocol import CLOSE_CODES, ProtocolError, bearer_token, error_frame, parse_subscribe
+from journal_api.stream.protocol import (
+    CLOSE_CODES,
+    ProtocolError,
+    bearer_token,
+    error_frame,
+    parse_subscribe,
+    subscribe_token,
+)
 from journal_api.stream.session import Restart, Session
 from journal_api.stream.settings import Settings
 from journal_api.stream.transport import CLOSE_GRACE_S
@@ -37,6 +48,8 @@ class Journal:
     pool: asyncpg.Pool
     hub: Hub
     metrics: Metrics
+    authenticator: Authenticator
+    revocations: Revocations
 
 
 @dataclass
@@ -112,9 +125,15 @@ async def _serve(websocket: WebSocket, journal: Journal, connection: _Connection
         ) from None
     if message["type"] == "websocket.disconnect":
         raise WebSocketDisconnect(message.get("code", 1000))
-    subscription = parse_subscribe(
-        message.get("text"), header_token=bearer_token(websocket.headers.get("authorization")), tokens=settings.tokens
+    token, request = subscribe_token(
+        message.get("text"), header_token=bearer_token(websocket.headers.get("authorization"))
     )
+    credential = await journal.authenticator.authenticate(token)
+    subscription = parse_subscribe(request)
+    try:
+        subscription = replace(subscription, filter=effective_filter(subscription.filter, credential.grant))
+    except GrantError as exc:
+        raise forbidden(exc) from None
     epoch, head = await journal_state(journal.pool)
     if epoch != journal.hub.epoch:  # the journal was reset and the hub has not seen it yet: come back shortly
         journal.hub.read_now()
@@ -138,6 +157,13 @@ async def _serve(websocket: WebSocket, journal: Journal, connection: _Connection
         settings=settings,
         metrics=journal.metrics,
         subscription=subscription,
+        guard=Guard(
+            credential,
+            effective=subscription.filter,
+            authenticator=journal.authenticator,
+            revocations=journal.revocations,
+            settings=settings,
+        ),
         epoch=epoch,
         head=head,
     )
@@ -148,6 +174,7 @@ async def _serve(websocket: WebSocket, journal: Journal, connection: _Connection
         head=str(head),
         epoch=epoch,
         filter=subscription.filter.model_dump(exclude_defaults=True),
+        subject=credential.subject,
     )
     await session.run()
     return session.left_with
