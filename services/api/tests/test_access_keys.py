@@ -42,7 +42,9 @@ def test_create_prints_the_key_once_alone_on_the_last_line_and_stores_only_its_h
 ) -> None:
     """The key is `jk_` + id + secret, printed once on the last line; the table holds its SHA-256, not the key;
     `list` shows name, grant, times, never the key."""
-    status, lines, _ = create(with_db, capsys, "create", "risk", "--channels", "trades,snapshots", "--symbols", "BTC-USD")
+    status, lines, _ = create(
+        with_db, capsys, "create", "risk", "--channels", "trades,snapshots", "--symbols", "BTC-USD"
+    )
     assert status == 0
     key = lines[-1]
     assert key.startswith("jk_") and len(key) == 3 + 8 + 1 + 43
@@ -167,7 +169,9 @@ async def test_a_filter_beyond_the_grant_is_forbidden(
     db_url: str, journal_server: StartServer, connect: Connect, asked: dict[str, object]
 ) -> None:
     """Asking for more than the grant: error forbidden, close 4403."""
-    grant = Grant(channels=("trades",), types=("trade.*",), symbols=("BTC-USD",), levels=("info", "warn", "error", "critical"))
+    grant = Grant(
+        channels=("trades",), types=("trade.*",), symbols=("BTC-USD",), levels=("info", "warn", "error", "critical")
+    )
     key = await make_key(db_url, "risk", grant)
     async with journal_server() as server, connect(server.url) as client:
         code, frames = await refused(client, token=key, filter=asked)

@@ -51,7 +51,10 @@ async def test_metrics_need_the_operator_token(journal_server: StartServer, toke
         response = await http.get("/metrics", headers=headers)
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
-    assert response.json() == {"error": "unauthorized", "message": 'send "Authorization: Bearer <operator token>"'}
+    assert response.json() == {
+        "error": "unauthorized",
+        "message": 'send "Authorization: Bearer <credential with metrics>"',
+    }
 
 
 async def test_metrics_can_be_made_public(journal_server: StartServer) -> None:

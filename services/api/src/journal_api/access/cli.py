@@ -145,4 +145,3 @@ def _duration(text: str | None) -> timedelta | None:
 
 def _moment(value: datetime | None, none: str = "never") -> str:
     return none if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-

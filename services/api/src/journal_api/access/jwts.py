@@ -27,7 +27,7 @@ _FETCH_TIMEOUT_S = 5.0
 _log = logging.getLogger("journal_api.access")
 
 
-class JwksError(Exception):
+class JwksError(RuntimeError):
     """The JWKS cannot be loaded; the message names the source (never a secret) and the cause."""
 
 
@@ -66,7 +66,7 @@ def _parse_jwks(data: bytes, source: str) -> dict[str, jwt.PyJWK]:
             continue  # no kid, or a key type or algorithm this server refuses: never usable
         try:
             found[kid] = jwt.PyJWK(entry, algorithm=pinned)
-        except jwt.PyJWKError:
+        except jwt.PyJWTError:  # InvalidKeyError for a malformed key
             _log.warning("skipping JWKS key %r: not a valid %s key", kid, pinned)
     return found
 

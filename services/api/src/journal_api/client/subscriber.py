@@ -230,7 +230,9 @@ class Subscriber:
                             frame = await self._receive(socket)
                             if frame.get("op") == "expiring" and callable(self._token):
                                 # refreshed in-band: the stream goes on, nothing to resume
-                                await socket.send(orjson.dumps({"op": "auth", "token": await self._credential()}).decode())
+                                await socket.send(
+                                    orjson.dumps({"op": "auth", "token": await self._credential()}).decode()
+                                )
                                 continue
                             event = self._take(frame)
                             if event is not None:
