@@ -47,7 +47,8 @@ def test_create_prints_the_key_once_alone_on_the_last_line_and_stores_only_its_h
     )
     assert status == 0
     key = lines[-1]
-    assert key.startswith("jk_") and len(key) == 3 + 8 + 1 + 43
+    assert key.startswith("jk_")
+    assert len(key) == 3 + 8 + 1 + 43
     assert lines[0] == "key risk: channels=trades,snapshots symbols=BTC-USD, expires never"
     assert all(key not in line for line in lines[:-1])
 
@@ -102,7 +103,7 @@ def test_create_takes_every_grant_option_and_an_expiry(with_db: str, capsys: pyt
 def test_bad_key_commands_say_what_to_change(
     with_db: str, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
-    status, lines, err = create(with_db, capsys, *args)
+    status, _, err = create(with_db, capsys, *args)
     assert status == 2
     assert err.startswith(f"journal keys: {message}")
 

@@ -10,9 +10,9 @@ Its public names are those :mod:`journal_api.client` exports.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import random
-import inspect
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
