@@ -161,18 +161,18 @@ async def test_a_new_kid_is_fetched_once_and_made_up_kids_are_rate_limited(
     rotated = rsa_signer("rsa-2")
     unknown = [sign(Signer(rotated.private, "RS256", f"made-up-{n}"), claims()) for n in range(20)]
     write_jwks(jwks, RSA, rotated)
-    refused = 0
+    refusals: list[str] = []
     async with asyncio.timeout(30):
         while True:  # until the interval has passed and the rotated key was fetched
             try:
                 accepted = await verifier.verify(sign(rotated, claims()))
                 break
             except ProtocolError as error:
-                assert error.message == "the token's key (kid) is not in the identity provider's key set"
-                refused += 1
-                await asyncio.sleep(0.01)
+                refusals.append(error.message)
+            await asyncio.sleep(0.01)
+    assert set(refusals) == {"the token's key (kid) is not in the identity provider's key set"}
     assert accepted["sub"] == "alice"
-    assert refused > 1  # tried within the interval, refused without a fetch
+    assert len(refusals) > 1  # tried within the interval, refused without a fetch
     assert verifier.fetches == 2  # the start, and one refetch for every attempt since
     results = await asyncio.gather(*(verifier.verify(token) for token in unknown), return_exceptions=True)
     assert all(isinstance(result, ProtocolError) and result.code == "unauthorized" for result in results)
