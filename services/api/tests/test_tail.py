@@ -169,7 +169,12 @@ async def test_tail_stops_when_the_server_refuses_for_good(
 @pytest.mark.parametrize(
     ("environment", "args", "file_text", "message"),
     [
-        ({}, [], None, "JOURNAL_TOKEN is not set: export the operator token the server was given"),
+        (
+            {},
+            [],
+            None,
+            "JOURNAL_TOKEN is not set: export the token the server was given, or name a command with --token-command",
+        ),
         ({"JOURNAL_TOKEN": TOKEN}, ["--url", "ws://:::bad"], None, "--url: 'ws://:::bad' is not a WebSocket URL"),
         ({"JOURNAL_TOKEN": TOKEN}, ["--url", "http://x/ws"], None, "--url: 'http://x/ws' is not a WebSocket URL"),
         ({"JOURNAL_TOKEN": TOKEN}, [], "not json", "is not a cursor file; delete it or name another"),

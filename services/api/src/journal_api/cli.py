@@ -18,8 +18,9 @@ import uvicorn
 from pydantic import ValidationError
 
 from journal_api.access import cli as access_cli
-from journal_api.client import ClientError
+from journal_api.client import ClientError, TokenProvider
 from journal_api.client.tail import Tail
+from journal_api.client.token_command import command_token
 from journal_api.journal.embedded import EmbeddedPostgres
 from journal_api.journal.migrations import MigrationError, apply_migrations, load_migrations
 from journal_api.journal.models import Channel, Level
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
 
     tail = commands.add_parser("tail", help="print the stream and resume after disconnects (token: JOURNAL_TOKEN)")
     tail.add_argument("--url", default="ws://127.0.0.1:8000/ws")
+    tail.add_argument("--token-command", help="a command that prints a fresh token; run whenever one is needed")
     tail.add_argument("--cursor", help='start after this event id ("0": everything; default: live only)')
     tail.add_argument("--cursor-file", type=Path, help="keep the cursor (and epoch) here and resume from it")
     tail.add_argument("--pretty", action="store_true", help="readable lines instead of JSON")
@@ -165,9 +167,16 @@ def _start_demo(dsn: str, rate: float) -> subprocess.Popen[bytes]:
 
 
 def _tail(args: argparse.Namespace) -> None:
-    token = os.environ.get("JOURNAL_TOKEN")
+    token: str | TokenProvider | None = os.environ.get("JOURNAL_TOKEN")
+    if args.token_command is not None:
+        try:
+            token = command_token(args.token_command)
+        except ValueError as exc:
+            raise _UsageError(str(exc)) from None
     if not token:
-        raise _UsageError("JOURNAL_TOKEN is not set: export the operator token the server was given")
+        raise _UsageError(
+            "JOURNAL_TOKEN is not set: export the token the server was given, or name a command with --token-command"
+        )
     event_filter = {
         name: value
         for name in ("channels", "types", "symbols", "trade_ids", "min_level")

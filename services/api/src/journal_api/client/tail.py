@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from journal_api.client.subscriber import Event, Subscriber, subscribe
+from journal_api.client.subscriber import Event, Subscriber, TokenProvider, subscribe
 
 __all__ = ["Tail", "pretty_line"]
 
@@ -30,7 +30,7 @@ class Tail:
     raising :class:`journal_api.client.ClientError`."""
 
     url: str
-    token: str = field(repr=False)  # never in a repr, so never in a log
+    token: str | TokenProvider = field(repr=False)  # never in a repr, so never in a log
     cursor: str | None = None
     filter: dict[str, Any] = field(default_factory=dict)
     pretty: bool = False
