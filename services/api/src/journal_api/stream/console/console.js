@@ -31,6 +31,9 @@ const ui = {
   login: document.getElementById("login"),
   token: document.getElementById("token"),
   forget: document.getElementById("forget"),
+  renew: document.getElementById("renew"),
+  renewNote: document.getElementById("renew-note"),
+  newToken: document.getElementById("new-token"),
   channels: Array.from(document.querySelectorAll('input[name="channel"]')),
   position: document.getElementById("position"),
   count: document.getElementById("count"),
@@ -49,6 +52,7 @@ let lastFrameAt = 0;
 let pingSentAt = null;
 let pending = []; // events waiting for the next batch of rows
 let flushTimer = null;
+let renewing = null; // the token sent in an auth message, until its auth_ok
 
 // Storage can be disabled or full: the console then still works, it only cannot resume after a reload.
 function load(area, key) {
@@ -174,6 +178,8 @@ function connect() {
 
 // Forget the current connection (its late events are ignored) and any reconnection waiting.
 function disconnect() {
+  renewing = null;
+  ui.renew.hidden = true;
   clearTimeout(retryTimer);
   retryTimer = null;
   clearInterval(watchdog);
@@ -231,6 +237,17 @@ function onFrame(data) {
     case "heartbeat":
       savePosition(frame.cursor);
       break;
+    case "expiring":
+      showRenew(frame.exp);
+      break;
+    case "auth_ok":
+      if (renewing !== null) {
+        token = renewing;
+        store("sessionStorage", TOKEN_KEY, token);
+      }
+      renewing = null;
+      ui.renew.hidden = true;
+      break;
     case "error":
       lastError = frame;
       break;
@@ -254,6 +271,25 @@ function onClose(code, reason) {
     }
     setStatus("stopped", `${message} (${code})`);
   }
+}
+
+// The server warns before the token expires (docs/60_ACCESS.md): the operator pastes a new one, sent as auth on the
+// open connection, so the stream goes on without a reconnect.
+function showRenew(exp) {
+  const when = typeof exp === "number" ? new Date(exp * 1000).toISOString().slice(11, 19) : "soon";
+  ui.renewNote.textContent = `your token expires at ${when} UTC; paste a new one`;
+  ui.renew.hidden = false;
+}
+
+function onRenew(submit) {
+  submit.preventDefault();
+  const fresh = ui.newToken.value;
+  ui.newToken.value = "";
+  if (fresh === "" || socket === null || socket.readyState !== WebSocket.OPEN) {
+    return;
+  }
+  renewing = fresh;
+  socket.send(JSON.stringify({ op: "auth", token: fresh }));
 }
 
 function forgetToken() {
@@ -389,6 +425,7 @@ function start() {
   }
   ui.login.addEventListener("submit", onLogin);
   ui.forget.addEventListener("click", onForget);
+  ui.renew.addEventListener("submit", onRenew);
   ui.startOver.addEventListener("click", onStartOver);
   window.addEventListener("pagehide", () => disconnect());
   window.addEventListener("pageshow", (show) => {
