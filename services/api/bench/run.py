@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import access_cost
 import asyncpg
 import websockets
 from loadgen import ClientResult, Target, Workers, process_cpu_s
@@ -702,6 +703,8 @@ async def measure(server_url: str, plan: Plan, log: Path | None, work: Path) -> 
             f"p50 {replay['live_p50_ms']:.2f} ms, p99 {replay['live_p99_ms']:.2f} ms "
             f"(n={replay['live_n']:.0f}, {replay['live_missing']:.0f} not delivered)",
         )
+        print("access", flush=True)
+        await access_cost.measure(figures, dsn, work, start_ours, plan.quick)
     finally:
         for name in names:
             await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -822,6 +825,7 @@ def report(f: Figures, plan: Plan, command: str) -> str:
         ),
         ("baseline, same (reconnect; it has no cursor)", "report", t["missed_base"], ""),
     ]
+    rows += access_cost.rows(f)
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     return f"""{BEGIN}
 Machine: {machine()}. Servers, load generator and Postgres share it.
