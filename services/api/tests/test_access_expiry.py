@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from journal_api.access.grants import Grant
+from journal_api.access.revocation import Revocations
 from journal_api.cli import main
 
 from .conftest import Client, Connect, StartServer, write
@@ -159,6 +160,8 @@ async def test_revoking_a_key_closes_its_sessions_and_only_those(
     async with journal_server() as server, connect(server.url) as victim, connect(server.url) as other:
         await victim.subscribe(token=revoked)
         await other.subscribe(token=kept)
+        async with connect(server.url) as earlier:  # the same key, gone before the revocation
+            await earlier.subscribe(token=revoked)
         assert await asyncio.to_thread(main, ["keys", "revoke", "leaked"]) == 0
         code, frames = await victim.closed()
         assert_closed_as_documented(code, frames, "token_revoked")
@@ -204,3 +207,44 @@ async def test_a_revocation_missed_while_the_listener_was_down_is_applied_on_rec
         code, frames = await client.closed()
         assert server.hub.listener_connects > connects
     assert_closed_as_documented(code, frames, "token_revoked")
+
+
+async def test_a_control_message_that_is_not_a_revocation_is_ignored(
+    conn: asyncpg.Connection, journal_server: StartServer, connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with journal_server(**SHORT) as server, connect(server.url) as client:
+        await client.subscribe(token=token(300, jti="kept")[0])
+        for payload in ("not json", '{"revoked": "key"}', "[1]"):
+            await conn.execute("SELECT pg_notify('journal_control', $1)", payload)
+        async with asyncio.timeout(30):
+            while len([r for r in caplog.records if r.getMessage().startswith("ignoring a control message")]) < 3:
+                await client.send({"op": "ping"})
+                await until_op(client, "pong")
+        await client.send({"op": "ping"})
+        await until_op(client, "pong")
+
+
+class _Holder:
+    """A revocable holder that only records being revoked."""
+
+    revoked = False
+
+    def revoke(self) -> None:
+        self.revoked = True
+
+
+async def test_a_recheck_that_cannot_reach_the_database_is_logged(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The recheck after a reconnect is best effort: a database that is away again is logged, not raised."""
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=1)
+    await pool.close()
+    revocations = Revocations(pool)
+    holder = _Holder()
+    revocations.add(("key", "00000000"), holder)
+    revocations.on_control(None)
+    async with asyncio.timeout(30):
+        while not any(r.getMessage().startswith("cannot recheck revocations") for r in caplog.records):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)  # a log line has no event to wait on
+    await revocations.close()
+    assert not holder.revoked

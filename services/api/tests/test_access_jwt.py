@@ -250,7 +250,7 @@ def test_bad_jwt_settings_are_refused(fields: dict[str, object], message: str) -
 
 
 async def test_tokens_of_a_kind_the_server_is_not_configured_for_are_refused(
-    journal_server: StartServer, connect: Connect
+    journal_server: StartServer, connect: Connect, jwks: Path
 ) -> None:
     """No JWT settings: a JWT is refused; a secret only: a token with a kid is refused; and the reverse."""
     async with journal_server() as server, connect(server.url) as client:
@@ -264,6 +264,13 @@ async def test_tokens_of_a_kind_the_server_is_not_configured_for_are_refused(
         await client.send({"op": "subscribe", "token": sign(RSA, claims())})
         code, frames = await client.closed()
     assert (code, frames[0]["message"]) == (4401, "the token names a key (kid) but this server has no JOURNAL_JWKS_URL")
+    async with journal_server(jwks_url=str(jwks)) as server, connect(server.url) as client:
+        await client.send({"op": "subscribe", "token": sign(SECRET, claims())})
+        code, frames = await client.closed()
+    assert (code, frames[0]["message"]) == (
+        4401,
+        "the token names no key (kid) and this server has no JOURNAL_JWT_SECRET",
+    )
 
 
 # --- the JWKS over https, trusted through JOURNAL_JWKS_CA_FILE ---------------------------------------------------

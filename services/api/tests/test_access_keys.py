@@ -204,7 +204,7 @@ async def test_revoked_expired_and_unknown_keys_are_refused(
     good = await make_key(db_url, "good")
     altered = good[:-1] + ("A" if good[-1] != "A" else "B")
     cases = [(revoked, "token_revoked"), (expired, "token_expired"), (altered, "unauthorized")]
-    cases.append(("jk_00000000_" + "A" * 43, "unauthorized"))
+    cases += [("jk_00000000_" + "A" * 43, "unauthorized"), ("jk_not-a-key-at-all", "unauthorized")]
     async with journal_server() as server:
         for key, error in cases:
             async with connect(server.url) as client:
@@ -264,3 +264,12 @@ async def test_the_server_starts_on_keys_alone_and_refuses_with_no_credential_so
     key = await make_key(db_url, "only")
     async with journal_server(tokens="") as server, connect(server.url) as client:
         await client.subscribe(token=key)
+
+
+async def test_a_server_without_tokens_on_an_unmigrated_database_says_to_migrate(
+    empty_db_url: str, make_settings: MakeSettings
+) -> None:
+    app = create_app(make_settings(tokens="", database_url=empty_db_url))
+    with pytest.raises(RuntimeError, match=r"the journal's tables are missing .*; run `journal migrate` first"):
+        async with app.router.lifespan_context(app):
+            raise AssertionError("started on an unmigrated database")

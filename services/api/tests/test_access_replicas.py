@@ -6,13 +6,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 import time
+from pathlib import Path
 
 import asyncpg
 import websockets
 
 from .conftest import TOKEN, Client, Journal, write
 from .tokens import SECRET, claims, make_key, sign
+
+JOURNAL = str(Path(sys.executable).parent / "journal")
 
 
 async def test_revocations_close_sessions_on_every_replica(
@@ -43,15 +47,15 @@ async def test_revocations_close_sessions_on_every_replica(
 
             revoked_at = time.monotonic()
             revoke = await asyncio.create_subprocess_exec(
-                first.process.args[0], "keys", "revoke", "shared", env={**os.environ, **env}
+                JOURNAL, "keys", "revoke", "shared", env={**os.environ, **env}
             )
             assert await revoke.wait() == 0
-            closes = await asyncio.gather(clients["a_key"].closed(), clients["b_key"].closed())
+            closes = list(await asyncio.gather(clients["a_key"].closed(), clients["b_key"].closed()))
             key_s = time.monotonic() - revoked_at
 
             revoked_at = time.monotonic()
             revoke = await asyncio.create_subprocess_exec(
-                first.process.args[0], "tokens", "revoke", "replicated-1", env={**os.environ, **env}
+                JOURNAL, "tokens", "revoke", "replicated-1", env={**os.environ, **env}
             )
             assert await revoke.wait() == 0
             closes += await asyncio.gather(clients["a_jwt"].closed(), clients["b_jwt"].closed())

@@ -33,7 +33,7 @@ class Signer:
     def jwk(self) -> dict[str, Any]:
         """The public half as a JWK (with its kid, without alg: the server pins the algorithm by key type)."""
         public = self.private.public_key()
-        exporter = {"RS256": RSAAlgorithm, "ES256": ECAlgorithm, "EdDSA": OKPAlgorithm}[self.algorithm]
+        exporter: Any = {"RS256": RSAAlgorithm, "ES256": ECAlgorithm, "EdDSA": OKPAlgorithm}[self.algorithm]
         document: dict[str, Any] = exporter.to_jwk(public, as_dict=True)
         return document | {"kid": self.kid}
 

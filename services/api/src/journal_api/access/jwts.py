@@ -156,7 +156,7 @@ class JwtVerifier:
         if key is not None:
             return key
         async with self._lock:  # concurrent unknown kids wait for one fetch, then look again
-            if kid not in self._keys and time.monotonic() - self._fetched_at >= self._refetch_s:
+            if time.monotonic() - self._fetched_at >= self._refetch_s:
                 try:
                     self._keys = await self._fetch()
                 except JwksError as exc:

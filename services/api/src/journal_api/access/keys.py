@@ -84,21 +84,19 @@ def _hash(key: str) -> bytes:
 
 
 async def create_key(conn: asyncpg.Connection, name: str, grant: Grant, expires_at: datetime | None) -> str:
-    """Store a new key and return it; raise ``asyncpg.UniqueViolationError`` if a live key has ``name``."""
-    while True:
-        identifier = secrets.token_hex(4)
-        key = f"{KEY_PREFIX}{identifier}_{secrets.token_urlsafe(32)}"
-        inserted = await conn.fetchval(
-            "INSERT INTO access_keys (id, name, secret_hash, grant_json, expires_at) VALUES ($1, $2, $3, $4, $5) "
-            "ON CONFLICT (id) DO NOTHING RETURNING id",
-            identifier,
-            name,
-            _hash(key),
-            grant.model_dump_json(exclude_defaults=True),
-            expires_at,
-        )
-        if inserted is not None:  # else an id drawn twice (1 in 4 billion): draw again
-            return key
+    """Store a new key and return it; raise ``asyncpg.UniqueViolationError`` if a live key has ``name`` (or, once
+    in billions, another key drew the same id: then make it again)."""
+    identifier = secrets.token_hex(4)
+    key = f"{KEY_PREFIX}{identifier}_{secrets.token_urlsafe(32)}"
+    await conn.execute(
+        "INSERT INTO access_keys (id, name, secret_hash, grant_json, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        identifier,
+        name,
+        _hash(key),
+        grant.model_dump_json(exclude_defaults=True),
+        expires_at,
+    )
+    return key
 
 
 async def list_keys(conn: Database, *, include_revoked: bool = False) -> list[KeyRecord]:

@@ -43,11 +43,10 @@ class Revocations:
         self._holders.setdefault(reference, set()).add(holder)
 
     def discard(self, reference: Reference, holder: Revocable) -> None:
-        holders = self._holders.get(reference)
-        if holders is not None:
-            holders.discard(holder)
-            if not holders:
-                del self._holders[reference]
+        holders = self._holders[reference]  # added by the same holder before
+        holders.discard(holder)
+        if not holders:
+            del self._holders[reference]
 
     def on_control(self, payload: str | None) -> None:
         """A notification on the control channel (revoke its holders now), or ``None``: the listener
