@@ -12,11 +12,14 @@ from typing import Any
 import asyncpg
 import pytest
 
+from journal_api.access.credentials import Authenticator, Credential
 from journal_api.access.grants import Grant
 from journal_api.access.revocation import Revocations
 from journal_api.cli import main
+from journal_api.journal.models import EventFilter
+from journal_api.stream.guard import Guard
 
-from .conftest import Client, Connect, StartServer, write
+from .conftest import Client, Connect, MakeSettings, StartServer, write
 from .test_asyncapi import assert_closed_as_documented, assert_documented
 from .tokens import SECRET, claims, make_key, sign
 
@@ -196,15 +199,18 @@ async def test_a_revocation_missed_while_the_listener_was_down_is_applied_on_rec
     """A key revoked without a notification reaching the hub (here: written by plain SQL) is found by the
     recheck that follows the listener's reconnect."""
     key = await make_key(db_url, "quiet")
-    async with journal_server() as server, connect(server.url) as client:
+    async with journal_server(**SHORT) as server, connect(server.url) as client, connect(server.url) as holder:
         await client.subscribe(token=key)
+        await holder.subscribe(token=token(300, jti="quiet-jti")[0])
         await conn.execute("UPDATE access_keys SET revoked_at = now() WHERE name = 'quiet'")
+        await conn.execute("INSERT INTO revoked_tokens (jti) VALUES ('quiet-jti')")
         connects = server.hub.listener_connects
         await conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'journal-listener' "
             "AND datname = current_database()"
         )
         code, frames = await client.closed()
+        assert_closed_as_documented(*(await holder.closed()), "token_revoked")
         assert server.hub.listener_connects > connects
     assert_closed_as_documented(code, frames, "token_revoked")
 
@@ -248,3 +254,28 @@ async def test_a_recheck_that_cannot_reach_the_database_is_logged(
             await asyncio.sleep(0.01)  # a log line has no event to wait on
     await revocations.close()
     assert not holder.revoked
+    revocations.on_control(None)  # and a recheck still in flight when the server stops is cancelled
+    await revocations.close()
+
+
+async def test_the_first_fault_is_the_one_a_session_closes_with(make_settings: MakeSettings, db_url: str) -> None:
+    """A revocation and then an expiry (or any two faults): the session closes for the first."""
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=1)
+    try:
+        settings = make_settings()
+        guard = Guard(
+            Credential(subject="operator", grant=Grant(), exp=None, revocation=None),
+            effective=EventFilter(),
+            authenticator=Authenticator(settings, pool),
+            revocations=Revocations(pool),
+            settings=settings,
+        )
+        wakes: list[None] = []
+        guard.attach(lambda: wakes.append(None))
+        guard.revoke()
+        await guard.refresh("wrong-token-0123456789")
+        guard.detach()
+    finally:
+        await pool.close()
+    assert guard.fault is not None
+    assert (guard.fault.code, len(wakes)) == ("token_revoked", 2)

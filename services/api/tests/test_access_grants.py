@@ -41,6 +41,7 @@ def test_a_field_beyond_the_grant_is_refused(asked: EventFilter, message: str) -
 
 
 def test_levels_are_a_level_and_every_more_severe_one() -> None:
+    assert Grant(levels=None).min_level is None
     assert Grant(levels=("critical", "error")).levels == ("error", "critical")
     assert Grant(levels=("critical", "error")).min_level == "error"
     with pytest.raises(ValueError, match="levels must be a level and every more severe one"):

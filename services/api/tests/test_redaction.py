@@ -101,6 +101,7 @@ def test_sensitive_values_are_replaced_at_any_depth_and_in_lists() -> None:
         f"https://x.test/cb?id_token%3D{JWT}",
         f"token_{JWT}",
         *[f"-----BEGIN {kind}PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END {kind}PRIVATE KEY-----" for kind in PEM_KINDS],
+        "leaked: jk_0a1b2c3d_" + "Zz09_-" * 7 + "x",  # an API key (docs/60_ACCESS.md)
     ],
 )
 def test_secret_looking_values_are_replaced_whole_under_any_key(value: str) -> None:
@@ -118,6 +119,7 @@ def test_secret_looking_values_are_replaced_whole_under_any_key(value: str) -> N
         "eyJ-not-a-jwt",
         "-----BEGIN PUBLIC KEY-----",
         "-----BEGIN CERTIFICATE-----",
+        "jk_0a1b2c3d",  # a key's id alone is no secret (journal keys list shows it)
         "BTC-USD",
         "",
     ],

@@ -39,6 +39,7 @@ _SECRET_VALUE = re.compile(
     r"(?i:bearer(?:\s|%20)+[a-z0-9\-._~+/]{8,}=*)"  # an HTTP bearer credential: real tokens are long
     r"|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"  # a JWT: base64url JSON header, payload, signature
     r"|-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"  # a PEM private key of any kind
+    r"|jk_[0-9a-f]{8}_[A-Za-z0-9_-]{43}"  # an API key of this journal (docs/60_ACCESS.md#api-keys)
 )
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
@@ -50,7 +51,7 @@ def is_sensitive_key(key: str) -> bool:
 
 
 def looks_secret(text: str) -> bool:
-    """Whether a string contains a bearer token, a JWT or a PEM private key."""
+    """Whether a string contains a bearer token, a JWT, a PEM private key or one of the journal's API keys."""
     return _SECRET_VALUE.search(text) is not None
 
 
