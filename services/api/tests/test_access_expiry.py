@@ -48,10 +48,10 @@ async def test_a_stream_is_warned_then_closed_at_expiry_and_resumes_losing_nothi
 ) -> None:
     """`expiring` comes JOURNAL_TOKEN_EXPIRING_S before exp; at exp plus grace, error token_expired and 4401, never
     before exp; resubscribing with a new token and the last cursor gets exactly the events written meanwhile."""
-    first, exp = token(3)
     before = await write(conn, 3)
     async with journal_server(token_expiring_s=2, **SHORT) as server:
         async with connect(server.url) as client:
+            first, exp = token(5)  # made now: a loaded machine may take seconds to get here
             await client.subscribe(token=first, cursor="0")
             frames = await until_op(client, "expiring")
             assert frames[-1] == {"op": "expiring", "exp": exp}
@@ -75,9 +75,9 @@ async def test_auth_refreshes_without_reconnecting(
     conn: asyncpg.Connection, journal_server: StartServer, connect: Connect
 ) -> None:
     """A new token for the same subject is answered auth_ok with its exp; the stream outlives the old exp."""
-    old, old_exp = token(2)
     new, new_exp = token(300)
     async with journal_server(token_expiring_s=60, **SHORT) as server, connect(server.url) as client:
+        old, old_exp = token(3)
         await client.subscribe(token=old, cursor=None)
         await until_op(client, "expiring")  # at once: the token has less than the lead time left
         await client.send({"op": "auth", "token": new})
@@ -144,8 +144,8 @@ async def test_a_malformed_auth_is_a_bad_request(
 async def test_a_key_with_an_expiry_is_warned_and_closed_like_a_token(
     db_url: str, journal_server: StartServer, connect: Connect
 ) -> None:
-    key = await make_key(db_url, "temp", Grant(), expires_at=datetime.now(UTC) + timedelta(seconds=2))
     async with journal_server(token_expiring_s=60, token_grace_s=0.1) as server, connect(server.url) as client:
+        key = await make_key(db_url, "temp", Grant(), expires_at=datetime.now(UTC) + timedelta(seconds=4))
         await client.subscribe(token=key)
         expiring = (await until_op(client, "expiring"))[-1]
         code, frames = await client.closed()

@@ -188,6 +188,12 @@ async def until_fetched(verifier: JwtVerifier, token: str, fetches: int) -> None
             await asyncio.sleep(0.01)
 
 
+async def test_a_jwks_file_may_be_named_by_a_file_url(make_settings: MakeSettings, jwks: Path) -> None:
+    verifier = JwtVerifier(make_settings(jwks_url=jwks.as_uri()))
+    await verifier.start()
+    assert (await verifier.verify(sign(EC, claims())))["sub"] == "alice"
+
+
 async def test_a_failed_refetch_keeps_the_old_keys(make_settings: MakeSettings, jwks: Path) -> None:
     """A JWKS that became unreadable or malformed keeps the keys fetched before."""
     verifier = JwtVerifier(make_settings(jwks_url=str(jwks), jwks_refetch_s=0.01))

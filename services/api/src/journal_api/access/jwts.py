@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import jwt
 import orjson
@@ -172,7 +174,8 @@ class JwtVerifier:
             if source.startswith("https://"):
                 data = await asyncio.to_thread(_fetch_https, source, self._ca_file)
             else:
-                data = await asyncio.to_thread(Path(source).read_bytes)
+                path = Path(url2pathname(urlsplit(source).path)) if source.startswith("file://") else Path(source)
+                data = await asyncio.to_thread(path.read_bytes)
         except OSError as exc:
             raise JwksError(f"cannot read the JWKS from {source} ({exc})") from exc
         return _parse_jwks(data, source)

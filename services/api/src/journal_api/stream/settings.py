@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     @field_validator("jwks_url", mode="after")
     @classmethod
     def _check_jwks_url(cls, source: str | None) -> str | None:
-        if source is not None and "://" in source and not source.startswith("https://"):
+        if source is not None and "://" in source and not source.startswith(("https://", "file://")):
             raise ValueError("use an https:// URL or a file path (a JWKS fetched in clear text could be swapped)")
         return source
 
