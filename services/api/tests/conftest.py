@@ -27,6 +27,7 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from journal_api.journal.migrations import load_migrations
 from journal_api.stream.app import create_app, server_config
 from journal_api.stream.hub import Hub
 from journal_api.stream.logs import FIELDS
@@ -122,6 +123,8 @@ def _run_cli(*args: str, env: dict[str, str], cwd: Path | None = None) -> Iterat
 Serve = Callable[..., AbstractAsyncContextManager[str]]
 MakeSettings = Callable[..., Settings]
 TOKEN = "operator-token-0123456789"
+SHIPPED = [migration.version for migration in load_migrations(Path(__file__).parents[3] / "migrations")]
+"""The repository's migrations, in the order they apply."""
 Journal = Callable[..., AbstractContextManager[CliProcess]]
 
 

@@ -270,6 +270,6 @@ async def test_a_server_without_tokens_on_an_unmigrated_database_says_to_migrate
     empty_db_url: str, make_settings: MakeSettings
 ) -> None:
     app = create_app(make_settings(tokens="", database_url=empty_db_url))
-    with pytest.raises(RuntimeError, match=r"the journal's tables are missing .*; run `journal migrate` first"):
+    with pytest.raises(RuntimeError, match=r"^the access tables are missing .*; run `journal migrate` first$"):
         async with app.router.lifespan_context(app):
             raise AssertionError("started on an unmigrated database")

@@ -49,11 +49,19 @@ class Authenticator:
         to configure otherwise."""
         if self.jwt is not None:
             await self.jwt.start()
-        elif not self._settings.tokens and not await has_live_key(self._pool):
+        elif not self._settings.tokens and not await self._has_live_key():
             raise RuntimeError(
                 "no credential is configured: set JOURNAL_TOKENS, JOURNAL_JWT_SECRET or JOURNAL_JWKS_URL, "
                 "or create a key with `journal keys create NAME` (docs/60_ACCESS.md)"
             )
+
+    async def _has_live_key(self) -> bool:
+        try:
+            return await has_live_key(self._pool)
+        except asyncpg.UndefinedTableError:
+            raise RuntimeError(
+                "the access tables are missing (migrations/0004_access.sql); run `journal migrate` first"
+            ) from None
 
     async def authenticate(self, token: str) -> Credential:
         """The credential ``token`` stands for; raise :class:`ProtocolError` when it stands for none."""
