@@ -282,7 +282,9 @@ async def test_0002_applies_while_an_old_trigger_transaction_is_open_and_loses_n
         transaction = old.transaction()
         await transaction.start()
         assert await old.fetchval(INSERT) == 1  # holds 0001's exclusive lock
-        assert await asyncio.wait_for(apply_migrations(admin, migrations), 30) == ["0002_horizon.sql"]
+        assert await asyncio.wait_for(apply_migrations(admin, migrations), 30) == [
+            m.version for m in migrations[1:]
+        ]  # 0002 and any later one
         assert await asyncio.wait_for(new.fetchval(INSERT), 30) == 2  # the new trigger: no wait
         assert await delivered(reader) == ([], 0)
         assert await old.fetchval(INSERT) == 3  # the same transaction, now under the new trigger
