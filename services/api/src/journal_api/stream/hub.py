@@ -219,6 +219,7 @@ class Hub:
     def _on_notify(self, *_: object) -> None:
         # Never trusted as data (the table is): only a wake-up. Callbacks must not block.
         self.notifications += 1
+        self.wakefulness.notified()
         if self._notified_at is None:
             self._notified_at = asyncio.get_running_loop().time()
         self._wake.set()
