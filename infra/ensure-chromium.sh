@@ -25,6 +25,7 @@ else
 fi
 
 echo "make test: installing Debian's chromium for the console's tests (apt-get, about a minute)"
-"${as_root[@]}" apt-get update -qq
-"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+"${as_root[@]}" apt-get update -qq || _fail "apt-get update failed (above): fix the package sources, then run make test again"
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium ||
+    _fail "apt-get could not install chromium (above): fix that, or install it yourself with \`$install\`"
 command -v chromium >/dev/null 2>&1 || _fail "apt-get installed chromium but \`chromium\` is not on PATH; add /usr/bin"
