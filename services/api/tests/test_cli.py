@@ -141,11 +141,11 @@ def test_serve_refuses_a_database_without_the_journal(empty_db_url: str, journal
 
 
 async def test_dev_runs_postgres_migrations_demo_and_server(
-    tmp_path: Path, migrations_dir: Path, journal: Journal
+    postgres_data: Path, migrations_dir: Path, journal: Journal
 ) -> None:
     """`journal dev` (what `make run` runs) starts an embedded Postgres, migrates it, starts the demo publisher,
     prints a development token, serves /ws, and stops it all on Ctrl-C."""
-    data = tmp_path / "pg"
+    data = postgres_data
     env = {"DATABASE_URL": "", "JOURNAL_TOKENS": "", "JOURNAL_MIGRATIONS_DIR": str(migrations_dir)}
     with journal("dev", "--port", "0", "--data", str(data), "--demo-rate", "50", env=env) as cli:
         cli.wait_for_line(rf"embedded Postgres running, data in {data}")
@@ -192,11 +192,11 @@ async def test_dev_uses_database_url_and_tokens_when_set(db_url: str, migrations
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda stop: stop.name)
 def test_dev_stops_the_postgres_it_started_on_every_stop_signal(
-    tmp_path: Path, migrations_dir: Path, journal: Journal, stop: signal.Signals
+    postgres_data: Path, migrations_dir: Path, journal: Journal, stop: signal.Signals
 ) -> None:
     """Ctrl-C, SIGTERM (`kill`, `timeout`, systemd) and SIGHUP (a closed terminal) all stop `journal dev` the same
     way: uvicorn shuts down, the demo publisher reports, the embedded Postgres it started is gone, status 0."""
-    data = tmp_path / "pg"
+    data = postgres_data
     env = {"DATABASE_URL": "", "JOURNAL_TOKENS": TOKEN, "JOURNAL_MIGRATIONS_DIR": str(migrations_dir)}
     with journal("dev", "--port", "0", "--data", str(data), "--demo-rate", "50", env=env) as cli:
         cli.wait_for_line(rf"embedded Postgres running, data in {data}")
@@ -218,11 +218,11 @@ def test_dev_stops_the_postgres_it_started_on_every_stop_signal(
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=lambda stop: stop.name)
 def test_dev_stopped_with_its_process_group_shuts_down_cleanly(
-    tmp_path: Path, migrations_dir: Path, journal: Journal, stop: signal.Signals
+    postgres_data: Path, migrations_dir: Path, journal: Journal, stop: signal.Signals
 ) -> None:
     """`timeout` and a closed terminal signal the whole process group, the demo publisher too: the server still
     shuts down gracefully, and the embedded Postgres it started is gone."""
-    data = tmp_path / "pg"
+    data = postgres_data
     env = {"DATABASE_URL": "", "JOURNAL_TOKENS": TOKEN, "JOURNAL_MIGRATIONS_DIR": str(migrations_dir)}
     with journal("dev", "--port", "0", "--data", str(data), "--demo-rate", "50", env=env) as cli:
         cli.wait_for_line(r"Uvicorn running on")
@@ -241,11 +241,11 @@ def test_dev_stopped_with_its_process_group_shuts_down_cleanly(
     ids=["SIGINT", "SIGTERM", "SIGHUP", "SIGTERM-started-by-something-else"],
 )
 async def test_dev_leaves_running_a_postgres_another_process_started(
-    tmp_path: Path, migrations_dir: Path, journal: Journal, stop: signal.Signals, recorded: bool
+    postgres_data: Path, migrations_dir: Path, journal: Journal, stop: signal.Signals, recorded: bool
 ) -> None:
     """A server already running in the data folder for a live process (here: this test), or with no owner.pid at
     all, is used, and whatever stops `journal dev`, it keeps running for the process that started it."""
-    data = tmp_path / "pg"
+    data = postgres_data
     server = EmbeddedPostgres(data, on_stop="delete")
     try:
         if not recorded:
@@ -276,10 +276,10 @@ async def test_dev_leaves_running_a_postgres_another_process_started(
 
 
 def test_dev_killed_outright_does_not_leave_postgres_running_for_good(
-    tmp_path: Path, migrations_dir: Path, journal: Journal
+    postgres_data: Path, migrations_dir: Path, journal: Journal
 ) -> None:
     """A `journal dev` killed with SIGKILL cannot stop its Postgres; the next one reuses it and stops it on exit."""
-    data = tmp_path / "pg"
+    data = postgres_data
     env = {"DATABASE_URL": "", "JOURNAL_TOKENS": TOKEN, "JOURNAL_MIGRATIONS_DIR": str(migrations_dir)}
     args = ("dev", "--port", "0", "--data", str(data), "--demo-rate", "0")
     with journal(*args, env=env) as first:
