@@ -24,8 +24,8 @@ else
     _fail "the console's tests need Debian's chromium: run \`sudo sh -c '$install'\` (or run make test as root or with passwordless sudo, which installs it)"
 fi
 
-echo "make test: installing Debian's chromium for the console's tests (apt-get, about a minute)"
-"${as_root[@]}" apt-get update -qq || _fail "apt-get update failed (above): fix the package sources, then run make test again"
+echo "make test: installing Debian's chromium for the console's tests (${as_root[*]:-as root} apt-get)"
+"${as_root[@]}" apt-get update -qq || _fail "apt-get update failed (its error is above): fix that, then run make test again"
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium ||
-    _fail "apt-get could not install chromium (above): fix that, or install it yourself with \`$install\`"
+    _fail "apt-get could not install chromium (its error is above): fix that, then run make test again"
 command -v chromium >/dev/null 2>&1 || _fail "apt-get installed chromium but \`chromium\` is not on PATH; add /usr/bin"
