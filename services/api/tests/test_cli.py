@@ -257,7 +257,7 @@ async def test_dev_leaves_running_a_postgres_another_process_started(
                 rf"^embedded Postgres already running in {data}, started by another process: "
                 r"using it, and leaving it running$"
             )
-            cli.wait_for_line(r"applied 1 migration\(s\)")
+            cli.wait_for_line(r"applied \d+ migration\(s\)")  # however many are shipped
             cli.wait_for_line(r"Uvicorn running on")
             assert cli.interrupt(signum=stop) == 0
         assert "Finished server process" in "".join(cli.lines)
