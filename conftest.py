@@ -22,6 +22,7 @@ from journal_api.journal.embedded import EmbeddedPostgres
 from journal_api.journal.migrations import apply_migrations, load_migrations
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+PREPARED_TRANSACTIONS = 16  # max_prepared_transactions on the embedded test server
 
 
 def database_url(server_url: str, name: str) -> str:
@@ -46,13 +47,14 @@ async def _drop_database(server_url: str, name: str) -> None:
         await conn.close()
 
 
-async def _throwaway_durability(server_url: str) -> None:
-    """The test server's data is deleted after the run: skip fsync, which makes each CREATE DATABASE slow."""
+async def _configure_test_server(server_url: str) -> None:
+    """The test server's data is deleted after the run: skip fsync, which makes each CREATE DATABASE slow. Allow
+    prepared transactions (the horizon's tests prepare some); that one takes effect at the restart that follows."""
     conn = await asyncpg.connect(server_url)
     try:
         await conn.execute("ALTER SYSTEM SET fsync = off")
         await conn.execute("ALTER SYSTEM SET full_page_writes = off")
-        await conn.execute("SELECT pg_reload_conf()")
+        await conn.execute(f"ALTER SYSTEM SET max_prepared_transactions = {PREPARED_TRANSACTIONS}")
     finally:
         await conn.close()
 
@@ -88,7 +90,9 @@ def embedded_postgres() -> Iterator[EmbeddedPostgres | None]:
     with _postgres_folder() as folder:
         server = EmbeddedPostgres(Path(folder) / "data", on_stop="delete")
         try:
-            asyncio.run(_throwaway_durability(server.dsn))
+            asyncio.run(_configure_test_server(server.dsn))
+            server.stop_server()
+            server.start_server()
             yield server
         finally:
             server.stop()

@@ -27,6 +27,7 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from journal_api.journal.migrations import load_migrations
 from journal_api.stream.app import create_app, server_config
 from journal_api.stream.hub import Hub
 from journal_api.stream.logs import FIELDS
@@ -135,6 +136,8 @@ def _run_cli(*args: str, env: dict[str, str], cwd: Path | None = None) -> Iterat
 Serve = Callable[..., AbstractAsyncContextManager[str]]
 MakeSettings = Callable[..., Settings]
 TOKEN = "operator-token-0123456789"
+SHIPPED = [migration.version for migration in load_migrations(Path(__file__).parents[3] / "migrations")]
+"""The repository's migrations, in the order they apply."""
 Journal = Callable[..., AbstractContextManager[CliProcess]]
 
 
@@ -268,6 +271,21 @@ async def write(
         count,
     )
     return [row["id"] for row in rows]
+
+
+async def write_without_notify(conn: asyncpg.Connection, count: int = 1) -> list[int]:
+    """Insert ``count`` events in a transaction that sends no NOTIFY (declared two-phase, then simply committed):
+    a wake-up lost on the way, as far as a sleeping hub can tell."""
+    async with conn.transaction():
+        await conn.execute("SET LOCAL journal.two_phase = on")
+        return await write(conn, count)
+
+
+async def until_asleep(hub: Hub) -> None:
+    """Until the hub sleeps (60 s at most): from then on it reads only on a NOTIFY or its watchdog."""
+    async with asyncio.timeout(60):
+        while hub.wakefulness.mode != "asleep":  # noqa: ASYNC110 - the hub changes it from its own task
+            await asyncio.sleep(0.005)
 
 
 @asynccontextmanager

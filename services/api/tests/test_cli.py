@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -18,7 +19,7 @@ import websockets
 from journal_api.cli import main
 from journal_api.journal.embedded import EmbeddedPostgres
 
-from .conftest import TOKEN, Journal
+from .conftest import SHIPPED, TOKEN, Journal
 
 
 def test_migrate_applies_then_reports_up_to_date(
@@ -27,9 +28,9 @@ def test_migrate_applies_then_reports_up_to_date(
     """`journal migrate` applies what is missing, then says the journal is up to date."""
     monkeypatch.setenv("DATABASE_URL", empty_db_url)
     assert main(["migrate", "--dir", str(migrations_dir)]) == 0
-    assert capsys.readouterr().out == "applied 1 migration(s): 0001_journal.sql\n"
+    assert capsys.readouterr().out == f"applied {len(SHIPPED)} migration(s): {', '.join(SHIPPED)}\n"
     assert main(["migrate", "--dir", str(migrations_dir)]) == 0
-    assert capsys.readouterr().out == "journal is up to date (1 migrations)\n"
+    assert capsys.readouterr().out == f"journal is up to date ({len(SHIPPED)} migrations)\n"
 
 
 def test_migrate_finds_the_folder_from_the_environment(
@@ -39,7 +40,7 @@ def test_migrate_finds_the_folder_from_the_environment(
     monkeypatch.setenv("DATABASE_URL", empty_db_url)
     monkeypatch.setenv("JOURNAL_MIGRATIONS_DIR", str(migrations_dir))
     assert main(["migrate"]) == 0
-    assert capsys.readouterr().out == "applied 1 migration(s): 0001_journal.sql\n"
+    assert capsys.readouterr().out == f"applied {len(SHIPPED)} migration(s): {', '.join(SHIPPED)}\n"
 
 
 def test_migrate_needs_database_url(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -134,10 +135,7 @@ def test_serve_refuses_a_database_without_the_journal(empty_db_url: str, journal
     with journal("serve", "--port", "0", env={"DATABASE_URL": empty_db_url, "JOURNAL_TOKENS": TOKEN}) as cli:
         assert cli.process.wait(timeout=60) == 3
         output = cli.process.communicate()[0]
-    assert (
-        'RuntimeError: the journal\'s tables are missing (relation "journal_meta" does not exist); '
-        "run `journal migrate` first"
-    ) in output
+    assert "HorizonUnusableError: the journal's tables are missing; run `journal migrate` first" in output
 
 
 async def test_dev_runs_postgres_migrations_demo_and_server(
@@ -149,7 +147,7 @@ async def test_dev_runs_postgres_migrations_demo_and_server(
     env = {"DATABASE_URL": "", "JOURNAL_TOKENS": "", "JOURNAL_MIGRATIONS_DIR": str(migrations_dir)}
     with journal("dev", "--port", "0", "--data", str(data), "--demo-rate", "50", env=env) as cli:
         cli.wait_for_line(rf"embedded Postgres running, data in {data}")
-        cli.wait_for_line(r"applied 1 migration\(s\): 0001_journal.sql")
+        cli.wait_for_line(rf"applied {len(SHIPPED)} migration\(s\): {re.escape(', '.join(SHIPPED))}")
         token = cli.wait_for_line(r"development token \(made for this run\): (\S{32})")[1]
         cli.wait_for_line(r"demo publisher writing 50 events/s")
         cli.wait_for_line(r"serving ws://127.0.0.1:0/ws")
@@ -175,7 +173,7 @@ async def test_dev_uses_database_url_and_tokens_when_set(db_url: str, migrations
     env = {"DATABASE_URL": db_url, "JOURNAL_TOKENS": TOKEN}
     args = ("dev", "--port", "0", "--dir", str(migrations_dir), "--demo-rate", "0")
     with journal(*args, env=env) as cli:
-        cli.wait_for_line(r"journal is up to date \(1 migrations\)")
+        cli.wait_for_line(rf"journal is up to date \({len(SHIPPED)} migrations\)")
         cli.wait_for_line(r"Uvicorn running on")
         assert cli.interrupt(signum=signal.SIGTERM) == 0
     output = "".join(cli.lines)

@@ -35,7 +35,7 @@ import asyncpg
 import pytest
 import yaml
 
-from .conftest import TOKEN, free_port
+from .conftest import SHIPPED, TOKEN, free_port
 
 if TYPE_CHECKING:
     from conftest import PostgresOutage  # the root conftest's fixture type
@@ -768,7 +768,10 @@ def test_the_api_container_migrates_serves_is_healthy_and_stops_on_docker_stop(
     environment = service_environment(service, empty_db_url) | {"JOURNAL_PORT": str(port)}
     assert not healthy(api_image, environment)  # nothing listening yet
     for start, migrated in enumerate(
-        [r"^applied 1 migration\(s\): 0001_journal\.sql$", r"^journal is up to date \(1 migrations\)$"]
+        [
+            rf"^applied {len(SHIPPED)} migration\(s\): {re.escape(', '.join(SHIPPED))}$",
+            rf"^journal is up to date \({len(SHIPPED)} migrations\)$",
+        ]
     ):
         argv = start_command(api_image, service)
         with run_container(api_image, argv, environment, tmp_path / f"api-{start}.log") as container:
@@ -835,7 +838,7 @@ def test_a_command_given_to_the_api_container_runs_instead(
     argv = [*api_image.entrypoint, "journal", "migrate"]
     with run_container(api_image, argv, environment, tmp_path / "run.log") as container:
         assert container.process.wait(timeout=START_TIMEOUT_S) == 0
-    assert container.output() == "applied 1 migration(s): 0001_journal.sql\n"
+    assert container.output() == f"applied {len(SHIPPED)} migration(s): {', '.join(SHIPPED)}\n"
 
 
 async def test_the_demo_publishes_and_stops_cleanly_on_its_stop_signal(

@@ -12,6 +12,8 @@ import pytest
 
 from journal_api.journal.migrations import MigrationError, apply_migrations, load_migrations
 
+from .conftest import SHIPPED
+
 
 @pytest.fixture
 def folder(tmp_path: Path, migrations_dir: Path) -> Path:
@@ -27,16 +29,16 @@ async def applied_versions(conn: asyncpg.Connection) -> list[str]:
 
 async def test_fresh_database_gets_every_migration_in_order(empty_db_url: str, folder: Path) -> None:
     """A fresh database gets each file applied, in name order, and recorded with its checksum."""
-    (folder / "0002_second.sql").write_text("CREATE TABLE second (x int);")
-    (folder / "0003_third.sql").write_text("INSERT INTO second VALUES (3);")
+    (folder / "0902_second.sql").write_text("CREATE TABLE second (x int);")
+    (folder / "0903_third.sql").write_text("INSERT INTO second VALUES (3);")
     (folder / "README.txt").write_text("not a migration")
     conn = await asyncpg.connect(empty_db_url)
     try:
         applied = await apply_migrations(conn, load_migrations(folder))
-        assert applied == ["0001_journal.sql", "0002_second.sql", "0003_third.sql"]
+        assert applied == [*SHIPPED, "0902_second.sql", "0903_third.sql"]
         assert await applied_versions(conn) == applied
         assert await conn.fetchval("SELECT x FROM second") == 3
-        checksum = await conn.fetchval("SELECT checksum FROM schema_migrations WHERE version = '0002_second.sql'")
+        checksum = await conn.fetchval("SELECT checksum FROM schema_migrations WHERE version = '0902_second.sql'")
         assert checksum == hashlib.sha256(b"CREATE TABLE second (x int);").hexdigest()
     finally:
         await conn.close()
@@ -55,24 +57,24 @@ async def test_up_to_date_database_is_a_no_op(db_url: str, folder: Path) -> None
 
 async def test_new_file_is_applied_on_top(db_url: str, folder: Path) -> None:
     """Only files not yet applied run."""
-    (folder / "0002_second.sql").write_text("CREATE TABLE second (x int);")
+    (folder / "0902_second.sql").write_text("CREATE TABLE second (x int);")
     conn = await asyncpg.connect(db_url)
     try:
-        assert await apply_migrations(conn, load_migrations(folder)) == ["0002_second.sql"]
-        assert await applied_versions(conn) == ["0001_journal.sql", "0002_second.sql"]
+        assert await apply_migrations(conn, load_migrations(folder)) == ["0902_second.sql"]
+        assert await applied_versions(conn) == [*SHIPPED, "0902_second.sql"]
     finally:
         await conn.close()
 
 
 async def test_two_migrators_at_once_apply_each_file_once(empty_db_url: str, folder: Path) -> None:
     """Concurrent runners serialise on the lock: one applies everything, the other finds nothing to do."""
-    (folder / "0002_slow.sql").write_text("SELECT pg_sleep(0.2); CREATE TABLE slow (x int);")
+    (folder / "0902_slow.sql").write_text("SELECT pg_sleep(0.2); CREATE TABLE slow (x int);")
     migrations = load_migrations(folder)
     conns = [await asyncpg.connect(empty_db_url) for _ in range(2)]
     try:
         results = await asyncio.gather(*(apply_migrations(conn, migrations) for conn in conns))
-        assert sorted(results, key=len) == [[], ["0001_journal.sql", "0002_slow.sql"]]
-        assert await applied_versions(conns[0]) == ["0001_journal.sql", "0002_slow.sql"]
+        assert sorted(results, key=len) == [[], [*SHIPPED, "0902_slow.sql"]]
+        assert await applied_versions(conns[0]) == [*SHIPPED, "0902_slow.sql"]
         assert await conns[0].fetchval("SELECT count(*) FROM journal_meta") == 1
     finally:
         for conn in conns:
@@ -94,12 +96,12 @@ async def test_edited_file_is_refused(db_url: str, folder: Path) -> None:
 
 async def test_database_ahead_of_the_folder_is_refused(db_url: str, folder: Path) -> None:
     """A database with a migration the folder lacks is newer than the code: refused."""
-    (folder / "0002_second.sql").write_text("CREATE TABLE second (x int);")
+    (folder / "0902_second.sql").write_text("CREATE TABLE second (x int);")
     conn = await asyncpg.connect(db_url)
     try:
         await apply_migrations(conn, load_migrations(folder))
-        (folder / "0002_second.sql").unlink()
-        with pytest.raises(MigrationError, match=r"not in the folder: 0002_second.sql; this code is older"):
+        (folder / "0902_second.sql").unlink()
+        with pytest.raises(MigrationError, match=r"not in the folder: 0902_second.sql; this code is older"):
             await apply_migrations(conn, load_migrations(folder))
     finally:
         await conn.close()
@@ -107,19 +109,19 @@ async def test_database_ahead_of_the_folder_is_refused(db_url: str, folder: Path
 
 async def test_failing_file_rolls_back_entirely(db_url: str, folder: Path) -> None:
     """A file that fails leaves no trace: neither its half-done work nor its record; the lock is released."""
-    (folder / "0002_broken.sql").write_text("CREATE TABLE half (x int); SELECT no_such_function();")
+    (folder / "0902_broken.sql").write_text("CREATE TABLE half (x int); SELECT no_such_function();")
     conn = await asyncpg.connect(db_url)
     try:
         with pytest.raises(asyncpg.UndefinedFunctionError):
             await apply_migrations(conn, load_migrations(folder))
-        assert await applied_versions(conn) == ["0001_journal.sql"]
+        assert await applied_versions(conn) == SHIPPED
         assert await conn.fetchval("SELECT to_regclass('half')") is None
         assert await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 0
     finally:
         await conn.close()
 
 
-@pytest.mark.parametrize("name", ["1_short.sql", "0002-dash.sql", "0002_Upper.sql", "second.sql", "0002_x.SQL"])
+@pytest.mark.parametrize("name", ["1_short.sql", "0002-dash.sql", "0902_Upper.sql", "second.sql", "0902_x.SQL"])
 def test_badly_named_sql_file_is_refused(folder: Path, name: str) -> None:
     """Every .sql file must be NNNN_name.sql, so none is silently skipped or misordered."""
     (folder / name).write_text("SELECT 1;")
@@ -135,20 +137,20 @@ def test_missing_folder_is_refused(tmp_path: Path) -> None:
 
 def test_two_files_with_one_number_are_refused(folder: Path) -> None:
     """Each number is used once, so the order never depends on the rest of the name."""
-    (folder / "0002_a.sql").write_text("SELECT 1;")
-    (folder / "0002_b.sql").write_text("SELECT 1;")
-    with pytest.raises(MigrationError, match=r"^0002_a.sql and 0002_b.sql share the number 0002; give each its own$"):
+    (folder / "0902_a.sql").write_text("SELECT 1;")
+    (folder / "0902_b.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match=r"^0902_a.sql and 0902_b.sql share the number 0902; give each its own$"):
         load_migrations(folder)
 
 
 async def test_file_numbered_below_an_applied_one_is_refused(db_url: str, folder: Path) -> None:
     """A file added below the newest applied one would run out of order: refused, nothing applied."""
-    (folder / "0003_third.sql").write_text("CREATE TABLE third (x int);")
+    (folder / "0903_third.sql").write_text("CREATE TABLE third (x int);")
     conn = await asyncpg.connect(db_url)
     try:
         await apply_migrations(conn, load_migrations(folder))
-        (folder / "0002_second.sql").write_text("CREATE TABLE second (x int);")
-        with pytest.raises(MigrationError, match=r"^0002_second.sql would run after 0003_third.sql, which is already"):
+        (folder / "0902_second.sql").write_text("CREATE TABLE second (x int);")
+        with pytest.raises(MigrationError, match=r"^0902_second.sql would run after 0903_third.sql, which is already"):
             await apply_migrations(conn, load_migrations(folder))
         assert await conn.fetchval("SELECT to_regclass('second')") is None
     finally:
@@ -168,16 +170,16 @@ async def test_file_numbered_below_an_applied_one_is_refused(db_url: str, folder
 )
 def test_transaction_control_in_a_file_is_refused(folder: Path, sql: str, word: str) -> None:
     """The runner gives each file a transaction; a file that commits by itself would break that."""
-    (folder / "0002_tx.sql").write_text(sql)
-    with pytest.raises(MigrationError, match=f"^0002_tx.sql contains {word}: each migration already runs"):
+    (folder / "0902_tx.sql").write_text(sql)
+    with pytest.raises(MigrationError, match=f"^0902_tx.sql contains {word}: each migration already runs"):
         load_migrations(folder)
 
 
 def test_begin_and_end_in_bodies_strings_and_comments_are_fine(folder: Path) -> None:
     """Function bodies, string literals and comments may say BEGIN, COMMIT or END."""
-    (folder / "0002_fn.sql").write_text(
+    (folder / "0902_fn.sql").write_text(
         "-- COMMIT here is a comment\n/* BEGIN; */\n"
         "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $body$ BEGIN RETURN 1; END $body$;\n"
         "SELECT 'COMMIT; END;' AS text;"
     )
-    assert [m.version for m in load_migrations(folder)] == ["0001_journal.sql", "0002_fn.sql"]
+    assert [m.version for m in load_migrations(folder)] == [*SHIPPED, "0902_fn.sql"]

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from journal_api.journal.models import EventFilter, NewEvent
 from journal_api.journal.redaction import REDACTED
-from journal_api.journal.repository import append_event, journal_state, query_events
+from journal_api.journal.repository import append_event, journal_state, query_events, read_frames, read_new
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
 PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----"
@@ -409,10 +409,11 @@ async def test_journal_state_needs_its_meta_row(conn: asyncpg.Connection) -> Non
     """A journal whose epoch row was deleted by hand says how it should have been created."""
     assert (await journal_state(conn))[1] == 0
     await conn.execute("DELETE FROM journal_meta")
-    with pytest.raises(
-        RuntimeError, match=r"journal_meta has no row: the journal was not created by `journal migrate`"
-    ):
-        await journal_state(conn)
+    for read in (journal_state(conn), read_new(conn, limit=1, cursor=0), read_frames(conn, limit=1, cursor=0)):
+        with pytest.raises(
+            RuntimeError, match=r"journal_meta has no row: the journal was not created by `journal migrate`"
+        ):
+            await read
 
 
 async def test_nesting_up_to_128_levels_is_read(conn: asyncpg.Connection) -> None:

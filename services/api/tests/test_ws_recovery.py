@@ -20,7 +20,17 @@ from journal_api.journal.repository import FramePage
 from journal_api.stream import hub as hub_module
 from journal_api.stream.hub import LISTENER_NAME
 
-from .conftest import TOKEN, Client, Connect, Journal, Running, StartServer, write
+from .conftest import (
+    TOKEN,
+    Client,
+    Connect,
+    Journal,
+    Running,
+    StartServer,
+    until_asleep,
+    write,
+    write_without_notify,
+)
 
 if TYPE_CHECKING:
     from conftest import PostgresOutage  # the root conftest's fixture type
@@ -91,11 +101,8 @@ async def test_lost_notification_costs_latency_not_events(
     """An event committed without any NOTIFY still arrives, from the periodic re-read."""
     async with journal_server(check_interval_s=0.1) as server, connect(server.url) as client:
         await client.subscribe(cursor="0")
-        await conn.execute("ALTER TABLE events DISABLE TRIGGER events_notify")
-        try:
-            ids = await write(conn, 2)
-        finally:
-            await conn.execute("ALTER TABLE events ENABLE TRIGGER events_notify")
+        await until_asleep(server.hub)
+        ids = await write_without_notify(conn, 2)
         assert await ids_received(client, ids[-1]) == ids
 
 
@@ -212,7 +219,10 @@ async def test_writers_with_rollbacks_and_clients_that_drop_and_resume(
         received: list[int] = []
         cursor = "0"
         while True:
-            async with connect(server.url) as client:
+            # max_queue=None: a client that stops reading with more than its queue's worth of frames in flight
+            # (writers no longer wait for each other, so bursts are dense) would stop reading its socket, miss
+            # the server's close frame and wait out its close timeout (10 s) at every drop.
+            async with connect(server.url, max_queue=None) as client:
                 await client.subscribe(cursor=cursor)
                 for _ in range(drops.randint(5, 40)):  # then drop the connection and resume
                     finished = done.is_set()
@@ -357,15 +367,15 @@ async def test_a_fault_while_reading_is_logged_and_retried(
 ) -> None:
     """A bug on the hub's read path (simulated: reading fails once) is logged with its traceback and retried on
     the same connection; the event is delivered once, and live delivery goes on."""
-    real_read = repository.read_frames
-    failures = [ZeroDivisionError("a bug")]
+    real_read = repository.read_new
+    failures: list[Exception | None] = [ZeroDivisionError("a bug"), None]  # the first read, at start, works
 
     async def flaky_read(db: asyncpg.Connection, **kwargs: Any) -> FramePage:
-        if failures:
-            raise failures.pop()
+        if failures and (failure := failures.pop()) is not None:
+            raise failure
         return await real_read(db, **kwargs)
 
-    monkeypatch.setattr(hub_module, "read_frames", flaky_read)
+    monkeypatch.setattr(hub_module, "read_new", flaky_read)
     caplog.set_level(logging.WARNING, logger="journal_api")
     async with journal_server() as server, connect(server.url) as client:
         await client.subscribe(cursor="0")
@@ -419,6 +429,7 @@ async def test_subscriber_who_sees_a_reset_first_is_told_to_come_back(
     """When a subscribe reads an epoch the hub has not noticed yet, the client is closed 1012 before any frame
     and the hub re-reads at once; the next subscribe is served under the new epoch."""
     async with journal_server(check_interval_s=600) as server:
+        await until_asleep(server.hub)  # and so reads only when woken
         await conn.execute("UPDATE journal_meta SET epoch = gen_random_uuid()")
         new_epoch = str(await conn.fetchval("SELECT epoch FROM journal_meta"))
         async with connect(server.url) as client:

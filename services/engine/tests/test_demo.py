@@ -11,7 +11,7 @@ from collections import Counter
 import asyncpg
 import pytest
 
-from journal_engine.demo import SYMBOLS, DemoMix, DemoPublisher, Row, publish
+from journal_engine.demo import SYMBOLS, DemoMix, DemoPublisher, Row, prepare, publish
 
 TYPE_RULE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 LEVELS = {"debug", "info", "warn", "error", "critical"}
@@ -171,6 +171,7 @@ async def test_publish_writes_the_rows_of_a_step_with_their_columns(conn: asyncp
         Row("order.rejected", "error", "AAPL", "T-000001", {"reason": "insufficient margin"}),
         Row("snapshot.portfolio", "info", None, None, {"equity": 1_000_000.0, "currency": "USD"}),
     ]
+    await prepare(conn)
     await publish(conn, rows)
     assert await stored(conn) == rows
     records = await conn.fetch("SELECT id, public_safe, ts FROM events ORDER BY id")
@@ -182,6 +183,7 @@ async def test_publish_writes_the_rows_of_a_step_with_their_columns(conn: asyncp
 async def test_publish_writes_a_step_in_one_transaction(conn: asyncpg.Connection) -> None:
     """All rows of one step carry the same writing transaction id; the next step gets another one."""
     first, second = take(9, 2)
+    await prepare(conn)
     await publish(conn, first)
     await publish(conn, second)
     xids = [r["xmin"] for r in await conn.fetch("SELECT xmin::text AS xmin FROM events ORDER BY id")]
@@ -191,12 +193,30 @@ async def test_publish_writes_a_step_in_one_transaction(conn: asyncpg.Connection
     assert xids[0] != xids[-1]
 
 
+async def test_publish_writes_the_order_row_in_the_transaction_of_its_events(conn: asyncpg.Connection) -> None:
+    """The engine's own order row changes in the same transaction as the events that record it, in between them."""
+    rows = [
+        Row("decision.made", "info", "AAPL", None, {}),
+        Row("order.submitted", "info", "AAPL", "T-000001", {}),
+        Row("order.acknowledged", "info", "AAPL", "T-000001", {}),
+        Row("trade.filled", "info", "AAPL", "T-000001", {}),
+    ]
+    await prepare(conn)
+    await prepare(conn)  # idempotent: the table is made once
+    await publish(conn, rows)
+    orders = await conn.fetch("SELECT symbol, status, xmin::text AS xmin FROM demo_orders")
+    events = {r["xmin"] for r in await conn.fetch("SELECT xmin::text AS xmin FROM events")}
+    assert [(order["symbol"], order["status"]) for order in orders] == [("AAPL", "filled")]
+    assert events == {orders[0]["xmin"]}
+
+
 async def test_publish_writes_nothing_of_a_step_with_a_bad_row(conn: asyncpg.Connection) -> None:
     """One bad row rolls back the whole step, so a reader never sees half an engine transaction."""
     rows = [
         Row("decision.made", "info", "AAPL", None, {}),
         Row("order.submitted", "loud", "AAPL", "T-000001", {}),
     ]
+    await prepare(conn)
     with pytest.raises(asyncpg.CheckViolationError) as caught:
         await publish(conn, rows)
     assert caught.value.constraint_name == "events_level_known"
@@ -250,7 +270,7 @@ async def test_a_cancel_during_a_step_waits_for_it_and_counts_it(db_url: str, co
     """Cancelled while a step is being written, the publisher finishes that step and counts it: written == rows."""
     blocker = conn.transaction()
     await blocker.start()
-    await conn.execute("INSERT INTO events (type) VALUES ('risk.manual_hold')")  # holds the journal's id lock
+    await conn.execute("LOCK TABLE events IN SHARE MODE")  # the publisher's next insert waits for it
     publisher = DemoPublisher(db_url, rate=10_000, seed=3)
     task = asyncio.create_task(publisher.run())
     observer = await asyncpg.connect(db_url)
@@ -263,7 +283,7 @@ async def test_a_cancel_during_a_step_waits_for_it_and_counts_it(db_url: str, co
                 break
             await asyncio.sleep(0.01)
         else:
-            raise AssertionError("the publisher never waited on the journal's lock")
+            raise AssertionError("the publisher never waited on the lock")
         task.cancel()
         await blocker.commit()
         with pytest.raises(asyncio.CancelledError):
@@ -271,4 +291,4 @@ async def test_a_cancel_during_a_step_waits_for_it_and_counts_it(db_url: str, co
     finally:
         await observer.close()
     assert publisher.written > 0
-    assert await count_rows(conn) - 1 == publisher.written
+    assert await count_rows(conn) == publisher.written

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["SYMBOLS", "DemoMix", "DemoPublisher", "Row", "publish"]
+__all__ = ["SYMBOLS", "DemoMix", "DemoPublisher", "Row", "prepare", "publish"]
 
 SYMBOLS = ("BTC-USD", "ETH-USD", "SOL-USD", "AAPL", "MSFT")
 _PRICES = {"BTC-USD": 97_000.0, "ETH-USD": 3_400.0, "SOL-USD": 180.0, "AAPL": 230.0, "MSFT": 420.0}
@@ -24,6 +24,26 @@ _INSERT = """
     INSERT INTO events (type, level, symbol, trade_id, payload)
     VALUES ($1, $2, $3, $4, $5::jsonb)
 """
+# The engine's own state, written in the same transaction as the events that describe it (an engine table, not the
+# journal's: the journal never reads it).
+_ORDERS = """
+    CREATE TABLE IF NOT EXISTS demo_orders (
+        trade_id   text PRIMARY KEY,
+        symbol     text NOT NULL,
+        status     text NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+    )
+"""
+_ORDER = """
+    INSERT INTO demo_orders (trade_id, symbol, status) VALUES ($1, $2, $3)
+    ON CONFLICT (trade_id) DO UPDATE SET status = excluded.status, updated_at = now()
+"""
+_ORDER_STATUS = {
+    "order.submitted": "submitted",
+    "order.acknowledged": "acknowledged",
+    "order.rejected": "rejected",
+    "trade.filled": "filled",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +131,20 @@ class DemoMix:
         return rows
 
 
+async def prepare(conn: asyncpg.Connection) -> None:
+    """Create the engine's own table (``demo_orders``) if it is not there yet."""
+    await conn.execute(_ORDERS)
+
+
 async def publish(conn: asyncpg.Connection, rows: list[Row]) -> None:
-    """Write the events of one engine step in one transaction, inserting them last and committing at once."""
+    """Write one engine step in one transaction, as an engine does: each event next to the change of the engine's
+    own state it records (the order's row in ``demo_orders``), events anywhere in the transaction."""
     async with conn.transaction():
-        await conn.executemany(_INSERT, [(r.type, r.level, r.symbol, r.trade_id, json.dumps(r.payload)) for r in rows])
+        for row in rows:
+            await conn.execute(_INSERT, row.type, row.level, row.symbol, row.trade_id, json.dumps(row.payload))
+            status = _ORDER_STATUS.get(row.type)
+            if status is not None:
+                await conn.execute(_ORDER, row.trade_id, row.symbol, status)
 
 
 class DemoPublisher:
@@ -136,6 +166,7 @@ class DemoPublisher:
         steps = DemoMix(self._seed).steps()
         conn = await asyncpg.connect(self._dsn)
         try:
+            await prepare(conn)
             due = loop.time()
             while True:
                 rows = next(steps)

@@ -30,6 +30,7 @@ __all__ = [
     "journal_state",
     "query_events",
     "read_frames",
+    "read_new",
 ]
 
 MAX_LIMIT = 1000
@@ -37,12 +38,15 @@ MAX_LIMIT = 1000
 
 @dataclass(frozen=True, slots=True)
 class FramePage:
-    """A page of events as rows, the position to continue from, and the journal's head and epoch when read."""
+    """A page of events as rows, the position to continue from, the horizon it was read up to (``head``) and the
+    journal's epoch; for the hub's reads also the sequence's top and the oldest floor held (``None``: none)."""
 
     rows: list[asyncpg.Record]
     cursor: int
     head: int
     epoch: str
+    top: int | None = None
+    oldest_floor: int | None = None
 
     def frames(self) -> Iterator[Frame]:
         """The events' frames, each built when it is taken: a long page need not stop everything else while it is
@@ -62,19 +66,21 @@ _INSERT = f"""
     RETURNING {_COLUMNS}
 """  # noqa: S608
 
-# One statement, so the page, the head and the epoch come from one snapshot: every event <= head is either in the
-# page or does not match, which is what lets a filtered reader's cursor advance to the head; and a reader that
-# polls (the hub) learns of a reset journal with no statement of its own.
+# The rows after a cursor up to a horizon computed before this statement started (docs/20_EVENT_JOURNAL.md#the-
+# delivery-horizon: any earlier horizon stays true), with the epoch, so a reader that polls learns of a reset
+# journal with no statement of its own.
 _PAGE = """
-    SELECT h.head, h.epoch, e.*
-    FROM (
-        SELECT coalesce(max(id), 0) AS head, (SELECT epoch::text FROM journal_meta) AS epoch FROM events
-    ) AS h
+    SELECT m.epoch::text AS epoch, e.*
+    FROM journal_meta AS m
     LEFT JOIN LATERAL (
-        SELECT {columns} FROM events WHERE id > $1{conditions} ORDER BY id LIMIT $2
+        SELECT {columns} FROM events WHERE id > $1 AND id <= $3{conditions} ORDER BY id LIMIT $2
     ) AS e ON true
     ORDER BY e.id
 """
+_HORIZON = "SELECT horizon FROM journal_horizon()"
+# The hub's read: horizon, top, oldest floor, epoch and the new rows, in one round trip (migrations/0002).
+_READ_NEW = "SELECT * FROM journal_read($1, $2)"
+_NO_META = "journal_meta has no row: the journal was not created by `journal migrate`"
 
 
 def event_from_row(row: asyncpg.Record) -> Event:
@@ -110,14 +116,20 @@ async def append_event(
 
 
 async def query_events(
-    db: Database, *, limit: int, cursor: int | None = None, filters: EventFilter | None = None
+    db: Database,
+    *,
+    limit: int,
+    cursor: int | None = None,
+    filters: EventFilter | None = None,
+    horizon: int | None = None,
 ) -> Page:
     """The events after ``cursor`` (``None``: from the start) that match ``filters``, in id order, at most
-    ``limit`` (1 to 1000), with the head and the position to continue from."""
-    start, rows = await _page(db, limit, cursor, filters)
+    ``limit`` (1 to 1000), up to the delivery horizon (read first unless given: one read at or after which no
+    earlier id can still commit), with the horizon as ``head`` and the position to continue from."""
+    start, head, _, rows = await _page(db, limit, cursor, filters, horizon)
     events = [event_from_row(row) for row in rows if row["id"] is not None]
-    position = events[-1].id if len(events) == limit else max(start, rows[0]["head"])
-    return Page(events=events, cursor=position, head=rows[0]["head"])
+    position = events[-1].id if len(events) == limit else max(start, head)
+    return Page(events=events, cursor=position, head=head)
 
 
 async def read_frames(
@@ -126,39 +138,75 @@ async def read_frames(
     limit: int,
     cursor: int,
     filters: EventFilter | None = None,
+    horizon: int | None = None,
 ) -> FramePage:
     """What :func:`query_events` reads, as frames ready to send (the stream's read path), with the epoch."""
-    start, rows = await _page(db, limit, cursor, filters)
-    head, epoch = rows[0]["head"], rows[0]["epoch"]
-    if epoch is None:
-        raise RuntimeError("journal_meta has no row: the journal was not created by `journal migrate`")
+    start, head, epoch, rows = await _page(db, limit, cursor, filters, horizon)
     events = [row for row in rows if row["id"] is not None]
     position = events[-1]["id"] if len(events) == limit else max(start, head)
     return FramePage(rows=events, cursor=position, head=head, epoch=epoch)
 
 
+async def read_new(db: Database, *, limit: int, cursor: int) -> FramePage:
+    """The hub's read: a fresh horizon and every event after ``cursor`` up to it (at most ``limit``), in one
+    statement. ``cursor`` of the page is where to continue: the last id of a full page, else ``max(cursor, H)``."""
+    start = _cursor(cursor)
+    _limit(limit)
+    rows = await db.fetch(_READ_NEW, start, limit)
+    if not rows:
+        raise RuntimeError(_NO_META)
+    first = rows[0]
+    events = [row for row in rows if row["id"] is not None]
+    position = events[-1]["id"] if len(events) == limit else max(start, first["horizon"])
+    return FramePage(
+        rows=events,
+        cursor=position,
+        head=first["horizon"],
+        epoch=first["epoch"],
+        top=first["top"],
+        oldest_floor=first["oldest_floor"],
+    )
+
+
 async def _page(
-    db: Database, limit: int, cursor: int | None, filters: EventFilter | None
-) -> tuple[int, list[asyncpg.Record]]:
-    if not _whole(limit, 1, MAX_LIMIT):
-        raise ValueError(f"limit must be a whole number between 1 and {MAX_LIMIT}, got {limit!r}")
-    start = 0 if cursor is None else cursor
-    if not _whole(start, 0, MAX_ID):
-        raise ValueError(f"cursor must be an event id (a whole number from 0 to {MAX_ID}), got {cursor!r}")
-    params: list[object] = [start, limit]
+    db: Database, limit: int, cursor: int | None, filters: EventFilter | None, horizon: int | None
+) -> tuple[int, int, str, list[asyncpg.Record]]:
+    _limit(limit)
+    start = _cursor(0 if cursor is None else cursor)
+    if horizon is None:
+        horizon = await db.fetchval(_HORIZON)
+    elif not _whole(horizon, 0, MAX_ID):
+        raise ValueError(f"horizon must be an event id (a whole number from 0 to {MAX_ID}), got {horizon!r}")
+    params: list[object] = [start, limit, horizon]
     conditions = _conditions(filters or EventFilter(), params)
     sql = _PAGE.format(columns=_COLUMNS, conditions="".join(f" AND {c}" for c in conditions))
-    return start, await db.fetch(sql, *params)
+    rows = await db.fetch(sql, *params)
+    if not rows:
+        raise RuntimeError(_NO_META)
+    return start, horizon, rows[0]["epoch"], rows
 
 
-async def journal_state(db: Database) -> tuple[str, int]:
-    """The journal's epoch and its head (the newest committed id, 0 when empty), from one snapshot."""
+def _limit(limit: int) -> None:
+    if not _whole(limit, 1, MAX_LIMIT):
+        raise ValueError(f"limit must be a whole number between 1 and {MAX_LIMIT}, got {limit!r}")
+
+
+def _cursor(cursor: object) -> int:
+    if not _whole(cursor, 0, MAX_ID):
+        raise ValueError(f"cursor must be an event id (a whole number from 0 to {MAX_ID}), got {cursor!r}")
+    assert isinstance(cursor, int)
+    return cursor
+
+
+async def journal_state(db: Database) -> tuple[str, int, int]:
+    """The journal's epoch, its delivery horizon now, and the top of its sequence (0 when no id was ever drawn;
+    a cursor beyond it is not from this journal: every position a reader is given is at most the top)."""
     row = await db.fetchrow(
-        "SELECT epoch::text AS epoch, (SELECT coalesce(max(id), 0) FROM events) AS head FROM journal_meta"
+        "SELECT m.epoch::text AS epoch, h.horizon, h.top FROM journal_meta AS m, journal_horizon() AS h"
     )
     if row is None:
-        raise RuntimeError("journal_meta has no row: the journal was not created by `journal migrate`")
-    return row["epoch"], row["head"]
+        raise RuntimeError(_NO_META)
+    return row["epoch"], row["horizon"], row["top"]
 
 
 def _whole(value: object, low: int, high: int) -> bool:

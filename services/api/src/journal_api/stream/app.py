@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from journal_api.journal.horizon import HorizonUnusableError
 from journal_api.stream.hub import DATABASE_ERRORS, Hub
 from journal_api.stream.logs import LogFormat, log_config
 from journal_api.stream.metrics import Metrics
@@ -112,9 +113,8 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 
 
 def _unusable(exc: BaseException) -> RuntimeError:
-    # The DSN is not repeated: it may hold a password.
-    if isinstance(exc, asyncpg.UndefinedTableError):
-        return RuntimeError(f"the journal's tables are missing ({exc}); run `journal migrate` first")
+    # The DSN is not repeated: it may hold a password. (A journal that is missing or not migrated is found by the
+    # hub's check_horizon, which says so.)
     return RuntimeError(
         f"cannot connect to the journal database ({type(exc).__name__}: {exc}); "
         "check DATABASE_URL and that Postgres is running"
@@ -127,25 +127,32 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         dsn = settings.database_url.get_secret_value()
+        metrics = Metrics()
+        hub = Hub(
+            dsn,
+            buffer_rows=settings.buffer_rows,
+            check_interval_s=settings.check_interval_s,
+            held_log_s=settings.held_log_s,
+            metrics=metrics,
+        )
+        metrics.hub = hub
         # Fail at start-up, not on the first request, when the journal cannot be read.
+        pool: asyncpg.Pool | None = None
         try:
             pool = await asyncpg.create_pool(
                 dsn,
                 min_size=1,
                 max_size=10,
                 command_timeout=30,
-                server_settings={"application_name": "journal-api"},
+                server_settings={"application_name": "journal-api", "default_transaction_isolation": "read committed"},
                 reset=_keep_session,
             )
-        except DATABASE_ERRORS as exc:
-            raise _unusable(exc) from exc
-        metrics = Metrics()
-        hub = Hub(dsn, buffer_rows=settings.buffer_rows, check_interval_s=settings.check_interval_s, metrics=metrics)
-        metrics.hub = hub
-        try:
             await hub.start()
-        except DATABASE_ERRORS as exc:
-            await pool.close()
+        except (HorizonUnusableError, *DATABASE_ERRORS) as exc:
+            if pool is not None:
+                await pool.close()
+            if isinstance(exc, HorizonUnusableError):
+                raise  # its message says what to change
             raise _unusable(exc) from exc
         app.state.journal = Journal(settings=settings, pool=pool, hub=hub, metrics=metrics)
         try:

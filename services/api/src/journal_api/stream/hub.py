@@ -9,14 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 
 import asyncpg
 
 from journal_api.journal.frames import Frame
-from journal_api.journal.repository import journal_state, read_frames
+from journal_api.journal.horizon import check_horizon, count_held_rows, describe_holder, holder_of
+from journal_api.journal.repository import FramePage, read_new
+from journal_api.journal.wake import forget_hub
 from journal_api.stream.metrics import Metrics
+from journal_api.stream.wakefulness import Wakefulness
 
 __all__ = ["DATABASE_ERRORS", "LISTENER_NAME", "Hub"]
 
@@ -30,6 +34,9 @@ _FETCH_LIMIT = 1000
 _READ_TIMEOUT_S = 30.0  # a read that takes longer means a connection that no longer answers (as the pool's)
 _BACKOFF_FIRST_S = 0.1
 _BACKOFF_MAX_S = 5.0
+HELD_POLL_S = 0.025
+"""While the horizon is held back, the hub re-reads this often: a rolled-back transaction sends no NOTIFY."""
+_HELD_COUNT_S = 1.0  # while held back, committed rows above the horizon are counted at most this often
 _log = logging.getLogger("journal_api.hub")
 
 
@@ -62,21 +69,46 @@ class _Backoff:
         self._delay = _BACKOFF_FIRST_S
 
 
+class Hold:
+    """The delivery horizon held back by an in-flight transaction (docs/50_OPERATIONS.md#a-held-back-stream)."""
+
+    def __init__(self, floor: int, since: float) -> None:
+        self.floor = floor  # the oldest floor: the transaction holding the horizon back
+        self.since = since  # loop time the hub first saw this floor hold the horizon back
+        self.rows = 0  # committed rows above the horizon, at the last count
+        self.counted_at: float | None = None
+        self.reported = False
+
+
 class Hub:
     """Fans new events out to sessions.
 
     Public attributes: ``epoch`` (the journal's), ``floor`` and ``head`` (every event with ``floor < id <= head``
-    is in the buffer), ``generation`` (bumped whenever the journal was found reset: sessions of an older
-    generation must restart), ``closed``, ``listener_connects``.
+    is in the buffer; ``head`` is the delivery horizon, never above it), ``generation`` (bumped whenever the
+    journal was found reset: sessions of an older generation must restart), ``closed``, ``listener_connects``,
+    ``hold`` (``None``, or what holds the horizon back), ``wakefulness`` (awake, drowsy or asleep),
+    ``notifications`` (NOTIFYs received: one per notifying transaction).
     """
 
-    def __init__(self, dsn: str, *, buffer_rows: int, check_interval_s: float, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        buffer_rows: int,
+        check_interval_s: float,
+        held_log_s: float = 5.0,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.epoch = ""
         self.floor = 0
         self.head = 0
         self.generation = 0
         self.closed = False
         self.listener_connects = 0
+        self.hold: Hold | None = None
+        self.wakefulness = Wakefulness(f"{LISTENER_NAME}-{uuid.uuid4()}")  # unique per process
+        self.notifications = 0
+        self._held_log_s = held_log_s
         self._dsn = dsn
         self._buffer_rows = buffer_rows
         self._check_interval_s = check_interval_s
@@ -101,7 +133,8 @@ class Hub:
         try:
             await self._connect()
             assert self._listener is not None
-            self.epoch, self.head = await journal_state(self._listener)
+            page = await read_new(self._listener, limit=1, cursor=0)
+            self.epoch, self.head = page.epoch, page.head
         except BaseException:
             await self._drop_listener()
             raise
@@ -118,6 +151,9 @@ class Hub:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._listener is not None and not self._lost:
+            with contextlib.suppress(*DATABASE_ERRORS):
+                await forget_hub(self._listener, self.wakefulness.name)  # else swept once its backend is gone
         await self._drop_listener()
 
     @property
@@ -161,11 +197,16 @@ class Hub:
 
     async def _connect(self) -> None:
         await self._drop_listener()  # a half-made listener from a failed attempt is closed, never leaked
-        listener = await asyncpg.connect(self._dsn, server_settings={"application_name": LISTENER_NAME})
+        listener = await asyncpg.connect(
+            self._dsn,
+            server_settings={"application_name": LISTENER_NAME, "default_transaction_isolation": "read committed"},
+        )
         listener.add_termination_listener(self._on_lost)
         self._listener = listener  # owned from here on: _drop_listener closes it whatever happens next
         self._lost = False
+        await check_horizon(listener)  # on every connect: the database may have been changed meanwhile
         await listener.add_listener("events", self._on_notify)
+        await self.wakefulness.start(listener)  # after LISTEN: from here on a NOTIFY reaches this hub
         self.listener_connects += 1
 
     async def _drop_listener(self) -> None:
@@ -177,6 +218,7 @@ class Hub:
 
     def _on_notify(self, *_: object) -> None:
         # Never trusted as data (the table is): only a wake-up. Callbacks must not block.
+        self.notifications += 1
         if self._notified_at is None:
             self._notified_at = asyncio.get_running_loop().time()
         self._wake.set()
@@ -207,7 +249,12 @@ class Hub:
         """The one task that uses the hub's connection: replaces it when lost, then reads."""
         backoff = _Backoff("reading new events")
         while True:
-            await self._wake.wait()
+            # Held back, poll: the transaction may end with a rollback, which sends no NOTIFY. Awake, poll: writers
+            # do not notify. Asleep, wait for a NOTIFY (or the watchdog).
+            poll_s = HELD_POLL_S if self.hold is not None else self.wakefulness.poll_s()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(poll_s):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 if self._lost:
@@ -231,36 +278,69 @@ class Hub:
         self._notified_at = None  # a NOTIFY from now on is for the next read
         listener = self._listener
         assert listener is not None  # connected by start(), replaced by _reconnect() before any read
+        found = False  # a full page came before this one
         while True:
             async with asyncio.timeout(_READ_TIMEOUT_S):
-                page = await read_frames(listener, limit=_FETCH_LIMIT, cursor=self.head)
+                page = await read_new(listener, limit=_FETCH_LIMIT, cursor=self.head)
             if page.epoch != self.epoch:
                 _log.warning(
                     "the journal's epoch changed (the database was reset or restored); restarting at %d", page.head
                 )
                 self._reset(page.epoch, page.head)
                 continue
-            if page.head < self.head:
+            assert page.top is not None  # read_new always reports the top
+            if page.top < self.head:  # the sequence only grows: it went back with a restore
                 _log.error(
-                    "the journal's head went back from %d to %d: it was restored without rotating the epoch; "
+                    "the journal's newest id went back from %d to %d: it was restored without rotating the epoch; "
                     "restarting every session (clients with newer cursors are told to start again)",
                     self.head,
-                    page.head,
+                    page.top,
                 )
                 self._reset(self.epoch, page.head)
                 continue
             frames = list(page.frames())  # all or nothing
-            old_head, self.head = self.head, page.cursor
+            old_head, self.head = self.head, max(self.head, page.cursor)  # the horizon may move back: never we
             self._rows.extend(frames)
             self._evict()
             if frames:
                 self._deliver(frames, old_head, noticed)
             if len(frames) < _FETCH_LIMIT:
+                await self._watch_hold(listener, page)
+                if self.hold is None:  # while held back a floor is held: no hub may sleep
+                    await self.wakefulness.after_read(listener, found=bool(frames) or found, delivered=self.head)
                 return
+            found = True
+
+    async def _watch_hold(self, listener: asyncpg.Connection, page: FramePage) -> None:
+        """Follow what holds the horizon back: how long, how many committed rows wait, and (once, past
+        ``held_log_s``) who holds it, never what it runs."""
+        assert page.top is not None
+        if page.oldest_floor is None or page.top <= page.head:
+            self.hold = None
+            return
+        now = asyncio.get_running_loop().time()
+        if self.hold is None or self.hold.floor != page.oldest_floor:
+            self.hold = Hold(page.oldest_floor, now)
+        hold = self.hold
+        report = not hold.reported and now - hold.since >= self._held_log_s
+        if report or hold.counted_at is None or now - hold.counted_at >= _HELD_COUNT_S:
+            hold.rows = await count_held_rows(listener, page.head)
+            hold.counted_at = now
+        if report:
+            hold.reported = True
+            holder = await holder_of(listener, hold.floor)  # None when it has ended since
+            _log.warning(
+                "delivery is held back at %d by %s for %.1f s; %d committed events wait for it to end",
+                page.head,
+                describe_holder(holder),
+                now - hold.since,
+                hold.rows,
+            )
 
     def _reset(self, epoch: str, head: int) -> None:
         self.epoch, self.floor, self.head = epoch, head, head
         self._rows, self._offset, self._noticed = [], 0, []
+        self.hold = None
         self.generation += 1
         self._notify_waiters()
 

@@ -6,6 +6,7 @@ scraped, so a frame costs an addition, not a lock.
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator
@@ -37,6 +38,31 @@ class _Hub(Protocol):
 
     @property
     def listener_connects(self) -> int: ...
+
+    @property
+    def hold(self) -> _Hold | None: ...
+
+    @property
+    def wakefulness(self) -> _Wakefulness: ...
+
+    @property
+    def notifications(self) -> int: ...
+
+
+class _Wakefulness(Protocol):
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def sleeps(self) -> int: ...
+
+
+class _Hold(Protocol):
+    @property
+    def since(self) -> float: ...
+
+    @property
+    def rows(self) -> int: ...
 
 
 class Metrics:
@@ -85,6 +111,29 @@ class Metrics:
                 value=self.hub.buffered_rows,
             )
             yield GaugeMetricFamily("journal_head_id", "The newest event id the hub has read.", value=head)
+            hold = self.hub.hold
+            yield GaugeMetricFamily(
+                "journal_held_seconds",
+                "How long delivery has waited on the in-flight transaction holding the horizon back (0: none).",
+                value=0.0 if hold is None else time.monotonic() - hold.since,
+            )
+            yield GaugeMetricFamily(
+                "journal_held_rows",
+                "Committed events above the horizon, waiting for an older transaction to end (counted each second).",
+                value=0 if hold is None else hold.rows,
+            )
+            wakefulness = self.hub.wakefulness
+            yield GaugeMetricFamily(
+                "journal_hub_asleep",
+                "1 while the hub sleeps (writers NOTIFY to wake it), 0 while it is awake and reads by itself.",
+                value=1 if wakefulness.mode == "asleep" else 0,
+            )
+            yield CounterMetricFamily("journal_hub_sleeps", "Times the hub fell asleep.", value=wakefulness.sleeps)
+            yield CounterMetricFamily(
+                "journal_notifications",
+                "NOTIFYs the hub received: one per writing transaction that woke it.",
+                value=self.hub.notifications,
+            )
             yield CounterMetricFamily(
                 "journal_listener_reconnects",
                 "Times the hub replaced its LISTEN connection.",

@@ -67,9 +67,9 @@ class Session:
         self.queued_bytes: Callable[[], int] = extension["buffered"]
         self._metrics = metrics
         self._epoch = epoch
-        self._head = head
         self._generation = hub.generation
         self._position = head if subscription.cursor is None else subscription.cursor
+        self._head = max(head, self._position)  # a cursor may be past this read's horizon: it was final already
         self.start = self._position
         self.frames_sent = 0
         self.left_with = 1000  # the close code the client left with
@@ -157,7 +157,12 @@ class Session:
         # before events the client was told exist.
         if buffered is None or buffered[1] < self._head:
             page_size = self._settings.page_size
-            page = await read_frames(self._pool, limit=page_size, cursor=self._position, filters=self._filter)
+            # Up to a horizon read before: the hub's (once per wake-up for everyone), or the one this session's
+            # subscribe read, whichever is newer; never one per page.
+            horizon = max(self._hub.head, self._head)
+            page = await read_frames(
+                self._pool, limit=page_size, cursor=self._position, filters=self._filter, horizon=horizon
+            )
             self._check_hub()  # a reset during the read: this page may belong to another journal
             await self._send_all(frame.wire for frame in page.frames())  # built as sent, run by run
             self._metrics.replayed_rows += len(page.rows)

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     page_size: int = Field(default=500, ge=1, le=1000)
     buffer_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     check_interval_s: float = Field(default=5.0, ge=0.01, le=600)
+    held_log_s: float = Field(default=5.0, ge=0.05, le=86_400)
 
     @field_validator("tokens", "allowed_origins", mode="before")
     @classmethod

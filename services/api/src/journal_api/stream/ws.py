@@ -115,7 +115,7 @@ async def _serve(websocket: WebSocket, journal: Journal, connection: _Connection
     subscription = parse_subscribe(
         message.get("text"), header_token=bearer_token(websocket.headers.get("authorization")), tokens=settings.tokens
     )
-    epoch, head = await journal_state(journal.pool)
+    epoch, horizon, top = await journal_state(journal.pool)
     if epoch != journal.hub.epoch:  # the journal was reset and the hub has not seen it yet: come back shortly
         journal.hub.read_now()
         raise Restart
@@ -125,12 +125,15 @@ async def _serve(websocket: WebSocket, journal: Journal, connection: _Connection
             f"this journal's epoch is {epoch}, not the one your cursor came from; "
             "drop the cursor and subscribe again without one",
         )
-    if subscription.cursor is not None and subscription.cursor > head:
+    if subscription.cursor is not None and subscription.cursor > top:
         raise ProtocolError(
             "cursor_ahead",
-            f"cursor {subscription.cursor} is beyond the newest event ({head}); "
+            f"cursor {subscription.cursor} is beyond the newest event ({top}); "
             "this is not the journal your cursor came from: drop it and subscribe again",
         )
+    # The head a session is told, and replays up to: the delivery horizon, as read now or by the hub if that is
+    # newer (the horizon may move back between reads; every one of them stays true).
+    head = max(horizon, journal.hub.head)
     session = Session(
         websocket,
         hub=journal.hub,
