@@ -87,26 +87,30 @@ def test_sensitive_values_are_replaced_at_any_depth_and_in_lists() -> None:
 
 
 @pytest.mark.parametrize(
-    "value",
+    ("value", "expected"),
     [
-        "Bearer abc.def-123_~+/=",
-        "bearer    s3cr3t-v4lue",
-        "header was: Authorization: BEARER xyz12345",
-        JWT,
-        f"jwt={JWT};",
-        "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.",  # alg none: empty signature
+        ("Bearer abc.def-123_~+/=", REDACTED),
+        ("bearer    s3cr3t-v4lue", REDACTED),
+        ("header was: Authorization: BEARER xyz12345", f"header was: Authorization: {REDACTED}"),
+        (JWT, REDACTED),
+        (f"jwt={JWT};", f"jwt={REDACTED};"),
+        ("eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.", REDACTED),  # alg none: empty signature
         # inside URLs and identifiers: no word boundary is needed
-        "Bearer%20abcdefghij",
-        "auth_Bearer abcdefghijk",
-        f"https://x.test/cb?id_token%3D{JWT}",
-        f"token_{JWT}",
-        *[f"-----BEGIN {kind}PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END {kind}PRIVATE KEY-----" for kind in PEM_KINDS],
+        ("Bearer%20abcdefghij", REDACTED),
+        ("auth_Bearer abcdefghijk", f"auth_{REDACTED}"),
+        (f"https://x.test/cb?id_token%3D{JWT}", f"https://x.test/cb?id_token%{REDACTED}"),
+        (f"token_{JWT}", REDACTED),  # glued to the token: one run of token characters, all masked
+        *[
+            (f"-----BEGIN {kind}PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END {kind}PRIVATE KEY-----", REDACTED)
+            for kind in PEM_KINDS
+        ],
     ],
 )
-def test_secret_looking_values_are_replaced_whole_under_any_key(value: str) -> None:
-    """Bearer tokens, JWTs and PEM private keys are hidden under innocent keys and inside lists."""
+def test_secret_looking_values_are_masked_under_any_key(value: str, expected: str) -> None:
+    """Bearer tokens, JWTs and PEM private keys are hidden under innocent keys and inside lists; the words around
+    them stay."""
     assert looks_secret(value)
-    assert redact({"note": value, "list": [value, "ok"]}) == {"note": REDACTED, "list": [REDACTED, "ok"]}
+    assert redact({"note": value, "list": [value, "ok"]}) == {"note": expected, "list": [expected, "ok"]}
 
 
 @pytest.mark.parametrize(

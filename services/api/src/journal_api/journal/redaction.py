@@ -57,7 +57,7 @@ _PUBLIC_WORDS = frozenset(
 )
 _NOT_IDS = frozenset("valid invalid paid unpaid prepaid avoid liquid hybrid fluid solid rapid".split())
 _KEY_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
-_WORD_BEFORE = re.compile(r"([A-Za-z0-9]+)[\s:=#'\"(\[-]*\Z")
+_WORD_BEFORE = re.compile(r"([A-Za-z0-9]+)[\s:=#'\"(\[/-]*\Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,12 +46,15 @@ class Rule:
         if self.finder is not None:
             yield from self.finder(text)
             return
-        for match in self.regex.finditer(text):
+        position = 0
+        while (match := self.regex.search(text, position)) is not None:
             group = next(g for g in self.groups if match.start(g) >= 0)
             secret = match.group(group)
             if shannon_entropy(secret) < self.entropy or (self.check is not None and not self.check(secret)):
+                position = match.start() + 1  # a shorter match may start inside this one: `Cookie: session=…`
                 continue
             yield match.start(group), match.end(group)
+            position = max(match.end(), match.start() + 1)
 
 
 def shannon_entropy(text: str) -> float:
@@ -138,14 +141,15 @@ _STRONG_NAMES = (
 )
 _WEAK_NAMES = r"token|auth|key|sig|signature|cookie|session|sessionid"
 _ASSIGN = r"""(?:["']?\s*(?:=>|:=|=|:)\s*)"""
-_VALUE = r"""(?:"([^"\n]+)"|'([^'\n]+)'|([^\s"'&;,<>]+))"""
+_VALUE = r"""(?:"([^"\n]+)"|'([^'\n]+)'|([^\s"'&;,<>=]+={0,2}))"""
 _CONTEXT = re.IGNORECASE
 
 _FAMILY_RULES = (
     Rule(
         "private-key",
         re.compile(
-            r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)"
+            r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
+            r"(?:[\s\S]*?-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|(?:\s+[A-Za-z0-9+/=:,.-]+)*)"
         ),
         "-----BEGIN[A-Z0-9 ]*PRIVATE KEY",
     ),
@@ -185,7 +189,7 @@ _FAMILY_RULES = (
          ambiguous=True),
     Rule("uuid", re.compile(r"(?<![A-Za-z0-9])[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}(?![A-Za-z0-9])"),
          "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-", ambiguous=True),
-    Rule("high-entropy-token", re.compile(r"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_-]{36,}={0,2}(?![A-Za-z0-9+/_=-])"),
+    Rule("high-entropy-token", re.compile(r"(?<![A-Za-z0-9+/_=.:@-])[A-Za-z0-9+/_-]{36,}={0,2}(?![A-Za-z0-9+/_=-])"),
          "|".join(f"[A-Za-z0-9+/_-]{{{k}}}[0-9][A-Za-z0-9+/_-]{{{35 - k}}}" for k in range(36)),
          entropy=4.0, check=lambda s: _looks_random(s) and not re.fullmatch(r"0x[0-9a-fA-F]{40}", s),
          ambiguous=True),
