@@ -38,7 +38,11 @@ def _run(rng: random.Random, alphabet: str, size: int) -> str:
     while True:
         text = "".join(rng.choice(alphabet) for _ in range(size))
         kinds = [any(c.isupper() for c in text), any(c.islower() for c in text), any(c.isdigit() for c in text)]
-        wanted = [any(c.isupper() for c in alphabet), any(c.islower() for c in alphabet), any(c.isdigit() for c in alphabet)]
+        wanted = [
+            any(c.isupper() for c in alphabet),
+            any(c.islower() for c in alphabet),
+            any(c.isdigit() for c in alphabet),
+        ]
         if kinds == wanted or size < 12:
             return text
 
@@ -202,14 +206,37 @@ KINDS: dict[str, Callable[[random.Random], Sample]] = {
     "airtable-token": _whole(lambda rng: f"pat{_run(rng, B62, 14)}.{_run(rng, HEX, 64)}"),
     "notion-token": _whole(lambda rng: f"ntn_{_run(rng, string.digits, 11)}{_run(rng, B62, 35)}"),
     # chat
-    "slack-bot-token": _whole(lambda rng: f"xoxb-{_run(rng, string.digits, 12)}-{_run(rng, string.digits, 13)}-{_run(rng, B62, 24)}"),
-    "slack-user-token": _whole(lambda rng: f"xoxp-{_run(rng, string.digits, 12)}-{_run(rng, string.digits, 12)}-{_run(rng, string.digits, 13)}-{_run(rng, HEX, 32)}"),
-    "slack-app-token": _whole(lambda rng: f"xapp-1-A{_run(rng, UPPERNUM, 10)}-{_run(rng, string.digits, 13)}-{_run(rng, HEX, 64)}"),
-    "slack-webhook": _part(lambda rng: (f"https://hooks.slack.com/services/{(s := f'T{_run(rng, UPPERNUM, 8)}/B{_run(rng, UPPERNUM, 10)}/{_run(rng, B62, 24)}')}", s)),
+    "slack-bot-token": _whole(
+        lambda rng: f"xoxb-{_run(rng, string.digits, 12)}-{_run(rng, string.digits, 13)}-{_run(rng, B62, 24)}"
+    ),
+    "slack-user-token": _whole(
+        lambda rng: "xoxp-" + "-".join(_run(rng, string.digits, n) for n in (12, 12, 13)) + "-" + _run(rng, HEX, 32)
+    ),
+    "slack-app-token": _whole(
+        lambda rng: f"xapp-1-A{_run(rng, UPPERNUM, 10)}-{_run(rng, string.digits, 13)}-{_run(rng, HEX, 64)}"
+    ),
+    "slack-webhook": _part(
+        lambda rng: (
+            "https://hooks.slack.com/services/"
+            + (s := f"T{_run(rng, UPPERNUM, 8)}/B{_run(rng, UPPERNUM, 10)}/{_run(rng, B62, 24)}"),
+            s,
+        )
+    ),
     "discord-bot-token": _whole(lambda rng: f"M{_run(rng, B62, 25)}.{_run(rng, URLSAFE, 6)}.{_run(rng, URLSAFE, 38)}"),
-    "discord-webhook": _part(lambda rng: (f"https://discord.com/api/webhooks/{(s := _run(rng, string.digits, 18) + '/' + _run(rng, URLSAFE, 68))}", s)),
+    "discord-webhook": _part(
+        lambda rng: (
+            f"https://discord.com/api/webhooks/{(s := _run(rng, string.digits, 18) + '/' + _run(rng, URLSAFE, 68))}",
+            s,
+        )
+    ),
     "telegram-bot-token": _whole(lambda rng: f"{_run(rng, string.digits, 10)}:AA{_run(rng, URLSAFE, 33)}"),
-    "teams-webhook": _part(lambda rng: (f"https://acme.webhook.office.com/webhookb2/{(s := _uuid(rng) + '@' + _uuid(rng) + '/IncomingWebhook/' + _run(rng, HEX, 32) + '/' + _uuid(rng))}", s)),
+    "teams-webhook": _part(
+        lambda rng: (
+            "https://acme.webhook.office.com/webhookb2/"
+            + (s := f"{_uuid(rng)}@{_uuid(rng)}/IncomingWebhook/{_run(rng, HEX, 32)}/{_uuid(rng)}"),
+            s,
+        )
+    ),
     "twitter-bearer": _token("AAAAAAAAAAAAAAAAAAAAA", B62, 80),
     "facebook-token": _token("EAAC", B62, 150),
     # payment
@@ -275,7 +302,9 @@ KINDS: dict[str, Callable[[random.Random], Sample]] = {
     "jwt-unsigned": _whole(lambda rng: _jwt(rng, 2) + "."),
     "jwe": _whole(lambda rng: _jwt(rng, 5)),
     "authorization-bearer": _whole(lambda rng: f"Bearer {_run(rng, URLSAFE, 40)}"),
-    "authorization-basic": _whole(lambda rng: "Basic " + base64.b64encode(f"{_run(rng, LOWERNUM, 8)}:{_run(rng, B62, 14)}".encode()).decode()),
+    "authorization-basic": _whole(
+        lambda rng: "Basic " + base64.b64encode(f"{_run(rng, LOWERNUM, 8)}:{_run(rng, B62, 14)}".encode()).decode()
+    ),
     "authorization-token": _whole(lambda rng: f"Token {_run(rng, HEX, 40)}"),
     # credential URLs
     "postgres-url": _url("postgres", "app", "db.internal:5432/journal"),
@@ -293,7 +322,9 @@ KINDS: dict[str, Callable[[random.Random], Sample]] = {
     "client-secret-assignment": _assign("client_secret={}", URLSAFE, 32),
     "aws-secret-assignment": _assign("aws_secret_access_key = {}", B64, 40),
     "quoted-db-password": _assign("DB_PASSWORD='{}'", B62 + "@!", 12),
-    "aws-signature-param": _assign("https://bucket.s3.amazonaws.com/report.csv?X-Amz-Signature={}&X-Amz-Expires=300", HEX, 64),
+    "aws-signature-param": _assign(
+        "https://bucket.s3.amazonaws.com/report.csv?X-Amz-Signature={}&X-Amz-Expires=300", HEX, 64
+    ),
     "access-token-json": _assign('{{"access_token": "{}"}}', URLSAFE, 40),
     "connection-string-password": _assign("Server=db;Database=orders;User Id=app;Password={};", B62, 16),
     "session-cookie": _assign("Set-Cookie: session={}; Path=/; HttpOnly", URLSAFE, 32),
@@ -336,7 +367,13 @@ def _benign(seed: int = 7) -> list[tuple[str, object]]:
         values.append(("txid", _run(rng, HEX, 64)))
         values.append(("address", "0x" + "".join(c.upper() if rng.random() < 0.5 else c for c in _run(rng, HEX, 40))))
         values.append(("price", f"{rng.uniform(0.0001, 100000):.8f}"))
-        values.append(("ts", f"2026-11-{rng.randrange(1, 31):02d}T{rng.randrange(24):02d}:{rng.randrange(60):02d}:00.{rng.randrange(10**6):06d}+00:00"))
+        values.append(
+            (
+                "ts",
+                f"2026-11-{rng.randrange(1, 31):02d}T{rng.randrange(24):02d}:{rng.randrange(60):02d}:00."
+                f"{rng.randrange(10**6):06d}+00:00",
+            )
+        )
         values.append(("request_id", _uuid(rng)))
     symbols = ["BTC-USD", "ETH-USDT", "BTCUSDT", "SOL/USDC", "BTC-PERP", "ETH-27DEC26-3000-C", "XBT/EUR", "DOGE-USD"]
     values += [("symbol", s) for s in symbols]
@@ -345,7 +382,7 @@ def _benign(seed: int = 7) -> list[tuple[str, object]]:
     values += [("wallet_address", b58encode(rng.randbytes(32))) for _ in range(4)]  # Solana addresses
     values += [("sha256", hashlib.sha256(rng.randbytes(8)).hexdigest()) for _ in range(4)]
     values += [("digest", hashlib.sha1(rng.randbytes(8)).hexdigest()) for _ in range(4)]
-    values += [("md5", hashlib.md5(rng.randbytes(8)).hexdigest()) for _ in range(4)]  # noqa: S324 (a shape)
+    values += [("md5", hashlib.md5(rng.randbytes(8)).hexdigest()) for _ in range(4)]
     values += [("ts_ms", str(rng.randrange(1_700_000_000_000, 1_800_000_000_000))) for _ in range(4)]
     values += [("quantity", rng.uniform(0, 10)) for _ in range(4)]
     tx = "0x" + _run(rng, HEX, 64)
@@ -360,7 +397,7 @@ def _benign(seed: int = 7) -> list[tuple[str, object]]:
         "Timestamp for this request was 1000ms ahead of the server's time.",
         "EAPI:Invalid key",
         "EOrder:Insufficient funds",
-        "ERROR: password authentication failed for user \"app\"",
+        'ERROR: password authentication failed for user "app"',
         "token expired, refreshing",
         "the bearer of bad news",
         "risk limit warning: position 2.5 BTC exceeds 2.0",

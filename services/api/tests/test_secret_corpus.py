@@ -24,7 +24,8 @@ def test_a_secret_under_an_innocuous_key_is_masked(kind: str, text: str, secret:
     """Under ``note`` only the secret part reads [REDACTED]: the rest of a URL or an assignment stays."""
     masks: list[Mask] = []
     assert redact({"note": text}, on_mask=masks.append) == {"note": text.replace(secret, REDACTED)}
-    assert masks and all(mask.path == "note" for mask in masks)
+    assert masks
+    assert all(mask.path == "note" for mask in masks)
 
 
 @pytest.mark.parametrize(("kind", "text", "secret"), SAMPLES, ids=[f"{s[0]}-{n}" for n, s in enumerate(SAMPLES)])
@@ -33,12 +34,16 @@ def test_a_secret_inside_a_sentence_is_masked_and_the_words_kept(kind: str, text
     sentence = f"engine said: {text} (retrying in 5 s)"
     expected = sentence.replace(secret, REDACTED)
     assert redact({"log": [sentence]}) == {"log": [expected]}
-    assert expected.startswith("engine said: ") and expected.endswith(" (retrying in 5 s)")
+    assert expected.startswith("engine said: ")
+    assert expected.endswith(" (retrying in 5 s)")
 
 
 @pytest.mark.parametrize(("key", "value"), BENIGN, ids=[f"{k}-{n}" for n, (k, _) in enumerate(BENIGN)])
 def test_a_trading_value_is_never_masked(key: str, value: object) -> None:
     """Ids, symbols, prices, timestamps, addresses, hashes, digests, venue messages and plain URLs are shown."""
     masks: list[Mask] = []
-    assert redact({key: value, "nested": [{key: value}]}, on_mask=masks.append) == {key: value, "nested": [{key: value}]}
+    assert redact({key: value, "nested": [{key: value}]}, on_mask=masks.append) == {
+        key: value,
+        "nested": [{key: value}],
+    }
     assert masks == []

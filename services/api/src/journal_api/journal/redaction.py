@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from journal_api.journal.secret_rules import TRIGGERS, Rule, triggered
+from journal_api.journal.secret_rules import SENSITIVE_PARTS, Rule, may_match, triggered
 
 __all__ = [
     "REDACTED",
@@ -27,35 +27,13 @@ __all__ = [
 
 REDACTED = "[REDACTED]"
 
-# Compared against keys lower-cased with every character that is not a letter or digit removed, by containment:
-# `db_password`, `X-Api-Key`, `api key` and `refresh_token` all contain one of these.
-_SENSITIVE_PARTS = (
-    "password",
-    "passwd",
-    "pwd",
-    "secret",
-    "token",
-    "apikey",
-    "accesskey",
-    "privatekey",
-    "privkey",
-    "authorization",
-    "cookie",
-    "sessionid",
-    "passphrase",
-    "signature",
-    "credential",
-    "mnemonic",
-    "seedphrase",
-)
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
 # Words that say a value is public data (docs/20_EVENT_JOURNAL.md#redaction, ambiguous shapes).
 _PUBLIC_WORDS = frozenset(
-    "id ids uuid guid hash txid txhash tx digest checksum sha256 address addr block blockhash commit ref order "
-    "request trace correlation pubkey public".split()
+    ["id", "ids", "uuid", "guid", "hash", "txid", "txhash", "tx", "digest", "checksum", "sha256", "address", "addr", "block", "blockhash", "commit", "ref", "order", "request", "trace", "correlation", "pubkey", "public"]
 )
-_NOT_IDS = frozenset("valid invalid paid unpaid prepaid avoid liquid hybrid fluid solid rapid".split())
+_NOT_IDS = frozenset(["valid", "invalid", "paid", "unpaid", "prepaid", "avoid", "liquid", "hybrid", "fluid", "solid", "rapid"])
 _KEY_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _WORD_BEFORE = re.compile(r"([A-Za-z0-9]+)[\s:=#'\"(\[/-]*\Z")
 
@@ -75,14 +53,14 @@ OnMask = Callable[[Mask], None]
 def is_sensitive_key(key: str) -> bool:
     """Whether the value under ``key`` must never be shown."""
     folded = _NOT_ALNUM.sub("", key.lower())
-    return any(part in folded for part in _SENSITIVE_PARTS)
+    return any(part in folded for part in SENSITIVE_PARTS)
 
 
 def names_public_data(key: str) -> bool:
     """Whether ``key`` names an id, hash, address or digest: an ambiguous shape under it is shown."""
     for word in _KEY_WORDS.findall(key):
         word = word.lower()
-        if word in _PUBLIC_WORDS or word.endswith(("id", "hash")) and len(word) > 4 and word not in _NOT_IDS:
+        if word in _PUBLIC_WORDS or (word.endswith(("id", "hash")) and len(word) > 4 and word not in _NOT_IDS):
             return True
     return False
 
@@ -96,13 +74,10 @@ def may_hold_secrets(json_text: str) -> bool:
     """Whether :func:`redact` might change the value this JSON text decodes to; ``False`` only when it certainly
     would not, which lets a reader copy the text as it is.
 
-    Checked on the text as a whole, so it is cheap and errs only towards ``True``: without a backslash, every key
-    and string appears verbatim in the text, so a rule's trigger occurs in the text wherever the rule matches a
-    string, and a sensitive key, folded, is a run of the whole text folded the same way."""
-    if "\\" in json_text or TRIGGERS.Match(json_text):
-        return True
-    folded = _NOT_ALNUM.sub("", json_text.lower())
-    return any(part in folded for part in _SENSITIVE_PARTS)
+    Checked on the text as a whole in one RE2 pass, so it is cheap and errs only towards ``True``: without a
+    backslash, every key and string appears verbatim in the text, so a rule's trigger occurs in the text wherever
+    the rule matches a string, and a sensitive key part occurs in it with only removed characters in between."""
+    return "\\" in json_text or may_match(json_text)
 
 
 def redact_text(text: str | None, *, on_mask: OnMask | None = None, path: str = "") -> str | None:
@@ -135,12 +110,10 @@ def _walk(value: Any, *, public: bool, path: str, on_mask: OnMask | None) -> Any
 
 def _mask(text: str, *, public: bool, path: str, on_mask: OnMask | None) -> str:
     """``text`` with the secret spans found by the triggered rules replaced, overlapping spans merged."""
-    if not TRIGGERS.Match(text):
-        return text
     spans: list[tuple[int, int, Rule]] = []
     for rule in triggered(text):
         for start, end in rule.spans(text):
-            if text.startswith(REDACTED, start) or rule.ambiguous and (public or _public_before(text, start)):
+            if text.startswith(REDACTED, start) or (rule.ambiguous and (public or _public_before(text, start))):
                 continue
             spans.append((start, end, rule))
     if not spans:

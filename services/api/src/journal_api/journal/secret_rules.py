@@ -21,7 +21,16 @@ import re2  # type: ignore[import-untyped]
 
 from journal_api.journal.secret_providers import PROVIDER_TOKENS, SHORT_PREFIX_TRIGGERS
 
-__all__ = ["BIP39_WORDS", "RULES", "TRIGGERS", "Rule", "base58check", "shannon_entropy", "triggered"]
+__all__ = [
+    "BIP39_WORDS",
+    "RULES",
+    "SENSITIVE_PARTS",
+    "Rule",
+    "base58check",
+    "may_match",
+    "shannon_entropy",
+    "triggered",
+]
 
 BIP39_WORDS = frozenset(files("journal_api.journal").joinpath("bip39_english.txt").read_text("ascii").split())
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -142,7 +151,8 @@ _STRONG_NAMES = (
 _WEAK_NAMES = r"token|auth|key|sig|signature|cookie|session|sessionid"
 _ASSIGN = r"""(?:["']?\s*(?:=>|:=|=|:)\s*)"""
 _VALUE = r"""(?:"([^"\n]+)"|'([^'\n]+)'|([^\s"'&;,<>=]+={0,2}))"""
-_CONTEXT = re.IGNORECASE
+# ASCII only: Python would also fold U+0130, U+0131, U+017F and the Kelvin sign, RE2 not all of them.
+_CONTEXT = re.IGNORECASE | re.ASCII
 
 _FAMILY_RULES = (
     Rule(
@@ -153,58 +163,151 @@ _FAMILY_RULES = (
         ),
         "-----BEGIN[A-Z0-9 ]*PRIVATE KEY",
     ),
-    Rule("private-key-base64", re.compile(r"LS0tLS1CRUdJTi[A-Za-z0-9+/]{20,}={0,2}"), "LS0tLS1CRUdJTi",
-         check=_is_base64_private_key),
-    Rule("putty-private-key", re.compile(r"Private-Lines: [0-9]+[\s\S]*?(?:Private-MAC: [0-9a-f]+|\Z)"),
-         "Private-Lines: "),
+    Rule(
+        "private-key-base64",
+        re.compile(r"LS0tLS1CRUdJTi[A-Za-z0-9+/]{20,}={0,2}"),
+        "LS0tLS1CRUdJTi",
+        check=_is_base64_private_key,
+    ),
+    Rule(
+        "putty-private-key",
+        re.compile(r"Private-Lines: [0-9]+[\s\S]*?(?:Private-MAC: [0-9a-f]+|\Z)"),
+        "Private-Lines: ",
+    ),
     Rule("jwt", re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*){0,3}"), r"eyJ"),
     Rule("authorization-bearer", re.compile(r"(?i:bearer(?:\s|%20)+[a-z0-9\-._~+/]{8,}=*)"), "(?i)bearer"),
-    Rule("authorization-basic", re.compile(r"(?i:basic)(?:\s|%20)+([A-Za-z0-9+/]{6,}={0,2})(?![A-Za-z0-9+/=])"),
-         "(?i)basic", groups=(0,), check=lambda s: _is_basic_credential(s.split()[-1].split("%20")[-1])),
-    Rule("authorization-token", re.compile(r"(?<![A-Za-z0-9])(?i:token)(?:\s|%20)+[A-Za-z0-9\-._~+/]{16,}=*"),
-         "(?i)token", check=lambda s: _has_digit(s[5:])),
-    Rule("credential-url", re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@\"'<>]*:([^\s/?#\"'<>]+)@"),
-         r"://[^\s/?#@]*:[^\s/?#]*@", groups=(1,)),
-    Rule("slack-webhook-url", re.compile(r"hooks\.slack\.com/(?:services|workflows|triggers)/([A-Za-z0-9+/_-]{20,})"),
-         r"hooks\.slack\.com/", groups=(1,)),
-    Rule("discord-webhook-url", re.compile(r"discord(?:app)?\.com/api/webhooks/([0-9]+/[A-Za-z0-9_-]{40,})"),
-         r"discord(?:app)?\.com/api/webhooks/", groups=(1,)),
-    Rule("teams-webhook-url", re.compile(r"webhook\.office\.com/webhookb2/([A-Za-z0-9@/_-]{40,})"),
-         r"webhook\.office\.com/", groups=(1,)),
-    Rule("discord-bot-token", re.compile(r"(?<![A-Za-z0-9])[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38}"),
-         r"[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\."),
-    Rule("sensitive-assignment",
-         re.compile(rf"[A-Za-z0-9_.-]*(?:{_STRONG_NAMES})[A-Za-z0-9_.-]*{_ASSIGN}{_VALUE}", _CONTEXT),
-         f"(?i)(?:{_STRONG_NAMES})", groups=(1, 2, 3)),
-    Rule("credential-assignment",
-         re.compile(rf"(?<![A-Za-z0-9])[A-Za-z0-9_.-]*?(?:{_WEAK_NAMES}){_ASSIGN}{_VALUE}", _CONTEXT),
-         f"(?i)(?:{_WEAK_NAMES})", groups=(1, 2, 3), check=_credential_value),
-    Rule("bip39-mnemonic", re.compile(""), r"[a-z]{3,8}[ ,]+[a-z]{3,8}[ ,]+[a-z]{3,8}[ ,]+[a-z]{3,8}[ ,]+[a-z]{3,8}[ ,]+[a-z]{3,8}",
-         finder=_mnemonic_spans),
-    Rule("extended-private-key", re.compile(rf"(?<![A-Za-z0-9])[xtyzuvYZUV]prv{_B58C}{{100,}}"),
-         rf"[xtyzuvYZUV]prv{_B58C}{{8}}"),
-    Rule("wif-private-key", re.compile(rf"(?<![A-Za-z0-9])(?:[59]{_B58C}{{50}}|[KLc]{_B58C}{{51}})(?![A-Za-z0-9])"),
-         rf"[59KLc]{_B58C}{{50}}", check=_is_wif),
-    Rule("hex-32-byte-key", re.compile(r"(?<![A-Za-z0-9])(?:0x)?[0-9a-fA-F]{64}(?![A-Za-z0-9])"), "[0-9a-fA-F]{64}",
-         ambiguous=True),
-    Rule("uuid", re.compile(r"(?<![A-Za-z0-9])[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}(?![A-Za-z0-9])"),
-         "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-", ambiguous=True),
-    Rule("high-entropy-token", re.compile(r"(?<![A-Za-z0-9+/_=.:@-])[A-Za-z0-9+/_-]{36,}={0,2}(?![A-Za-z0-9+/_=-])"),
-         "|".join(f"[A-Za-z0-9+/_-]{{{k}}}[0-9][A-Za-z0-9+/_-]{{{35 - k}}}" for k in range(36)),
-         entropy=4.0, check=lambda s: _looks_random(s) and not re.fullmatch(r"0x[0-9a-fA-F]{40}", s),
-         ambiguous=True),
+    Rule(
+        "authorization-basic",
+        re.compile(r"(?i:basic)(?:\s|%20)+([A-Za-z0-9+/]{6,}={0,2})(?![A-Za-z0-9+/=])", re.ASCII),
+        "(?i)basic",
+        groups=(0,),
+        check=lambda s: _is_basic_credential(s.split()[-1].split("%20")[-1]),
+    ),
+    Rule(
+        "authorization-token",
+        re.compile(r"(?<![A-Za-z0-9])(?i:token)(?:\s|%20)+[A-Za-z0-9\-._~+/]{16,}=*", re.ASCII),
+        "(?i)token",
+        check=lambda s: _has_digit(s[5:]),
+    ),
+    Rule(
+        "credential-url",
+        re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@\"'<>]*:([^\s/?#\"'<>]+)@"),
+        r"://[^\s/?#@]*:[^\s/?#]*@",
+        groups=(1,),
+    ),
+    Rule(
+        "slack-webhook-url",
+        re.compile(r"hooks\.slack\.com/(?:services|workflows|triggers)/([A-Za-z0-9+/_-]{20,})"),
+        r"hooks\.slack\.com/",
+        groups=(1,),
+    ),
+    Rule(
+        "discord-webhook-url",
+        re.compile(r"discord(?:app)?\.com/api/webhooks/([0-9]+/[A-Za-z0-9_-]{40,})"),
+        r"discord(?:app)?\.com/api/webhooks/",
+        groups=(1,),
+    ),
+    Rule(
+        "teams-webhook-url",
+        re.compile(r"webhook\.office\.com/webhookb2/([A-Za-z0-9@/_-]{40,})"),
+        r"webhook\.office\.com/",
+        groups=(1,),
+    ),
+    Rule(
+        "discord-bot-token",
+        re.compile(r"(?<![A-Za-z0-9])[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38}"),
+        r"[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.",
+    ),
+    Rule(
+        "sensitive-assignment",
+        re.compile(rf"[A-Za-z0-9_.-]*(?:{_STRONG_NAMES})[A-Za-z0-9_.-]*{_ASSIGN}{_VALUE}", _CONTEXT),
+        f"(?i)(?:{_STRONG_NAMES})",
+        groups=(1, 2, 3),
+    ),
+    Rule(
+        "credential-assignment",
+        re.compile(rf"(?<![A-Za-z0-9])[A-Za-z0-9_.-]*?(?:{_WEAK_NAMES}){_ASSIGN}{_VALUE}", _CONTEXT),
+        f"(?i)(?:{_WEAK_NAMES})",
+        groups=(1, 2, 3),
+        check=_credential_value,
+    ),
+    Rule("bip39-mnemonic", re.compile(""), "[ ,\\t\\n]+".join(["[a-z]{3,8}"] * 6), finder=_mnemonic_spans),
+    Rule(
+        "extended-private-key",
+        re.compile(rf"(?<![A-Za-z0-9])[xtyzuvYZUV]prv{_B58C}{{100,}}"),
+        rf"[xtyzuvYZUV]prv{_B58C}{{8}}",
+    ),
+    Rule(
+        "wif-private-key",
+        re.compile(rf"(?<![A-Za-z0-9])(?:[59]{_B58C}{{50}}|[KLc]{_B58C}{{51}})(?![A-Za-z0-9])"),
+        rf"[59KLc]{_B58C}{{50}}",
+        check=_is_wif,
+    ),
+    Rule(
+        "hex-32-byte-key",
+        re.compile(r"(?<![A-Za-z0-9])(?:0x)?[0-9a-fA-F]{64}(?![A-Za-z0-9])"),
+        "[0-9a-fA-F]{64}",
+        ambiguous=True,
+    ),
+    Rule(
+        "uuid",
+        re.compile(r"(?<![A-Za-z0-9])[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}(?![A-Za-z0-9])"),
+        "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-",
+        ambiguous=True,
+    ),
+    Rule(
+        "high-entropy-token",
+        re.compile(r"(?<![A-Za-z0-9+/_=.:@-])[A-Za-z0-9+/_-]{36,}={0,2}(?![A-Za-z0-9+/_=-])"),
+        "|".join(f"[A-Za-z0-9+/_-]{{{k}}}[0-9][A-Za-z0-9+/_-]{{{35 - k}}}" for k in range(36)),
+        entropy=4.0,
+        check=lambda s: _looks_random(s) and not re.fullmatch(r"0x[0-9a-fA-F]{40}", s),
+        ambiguous=True,
+    ),
 )
 
 RULES: tuple[Rule, ...] = (*_provider_rules(), *_FAMILY_RULES)
 """Every value-shape rule, in the order their masks are applied."""
 
 
+SENSITIVE_PARTS = (
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "apikey",
+    "accesskey",
+    "privatekey",
+    "privkey",
+    "authorization",
+    "cookie",
+    "sessionid",
+    "passphrase",
+    "signature",
+    "credential",
+    "mnemonic",
+    "seedphrase",
+)
+"""Key parts that make a key sensitive: compared by containment with keys lower-cased with every character that is
+not a letter or digit removed (`db_password`, `X-Api-Key`, `api key` and `refresh_token` all contain one)."""
+
+# The same comparison as an RE2 pattern on unfolded text: the part's letters in any case with only characters that
+# folding removes between them. Python's lower() turns exactly two other characters into ASCII letters: U+0130
+# (to "i" and a combining dot) and the Kelvin sign (to "k"); they count as those letters, never as separators.
+_EXTRA = {"i": "\u0130", "k": "\u212a"}
+_SEPARATORS = "[^A-Za-z0-9\u0130\u212a]*"
+
+
+def _folded(part: str) -> str:
+    return _SEPARATORS.join(f"[{c}{c.upper()}{_EXTRA.get(c, '')}]" if c.isalpha() else c for c in part)
+
+
 def _compile_triggers() -> re2.Set:
     options = re2.Options()
     options.max_mem = 64 << 20  # the triggers' DFA; more than this and RE2 would fall back to slower matching
     triggers = re2.Set.SearchSet(options)
-    for rule in RULES:
-        triggers.Add(rule.trigger)
+    for pattern in (*(rule.trigger for rule in RULES), *map(_folded, SENSITIVE_PARTS)):
+        triggers.Add(pattern)
     triggers.Compile()
     return triggers
 
@@ -212,6 +315,17 @@ def _compile_triggers() -> re2.Set:
 TRIGGERS = _compile_triggers()
 
 
+def _match(text: str) -> list[int]:
+    # RE2 takes UTF-8; "surrogatepass" lets a lone surrogate through (it matches no trigger) instead of raising.
+    found: list[int] | None = TRIGGERS.Match(text.encode("utf-8", "surrogatepass"))
+    return found or []
+
+
+def may_match(text: str) -> bool:
+    """Whether any rule's trigger or any sensitive key part (folded as keys are) occurs in ``text``: one RE2 pass."""
+    return bool(_match(text))
+
+
 def triggered(text: str) -> list[Rule]:
     """The rules whose trigger occurs in ``text``: the only ones that can match it."""
-    return [RULES[index] for index in TRIGGERS.Match(text)]
+    return [RULES[index] for index in _match(text) if index < len(RULES)]
