@@ -21,11 +21,12 @@ from pydantic import (
     JsonValue,
     PrivateAttr,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from journal_api.journal.redaction import looks_secret, redact, redact_text
+from journal_api.journal.redaction import OnMask, looks_secret, redact, redact_text
 
 __all__ = [
     "LEVELS",
@@ -33,6 +34,7 @@ __all__ = [
     "MAX_ID",
     "MAX_PAYLOAD_BYTES",
     "MAX_READ_DEPTH",
+    "ON_MASK",
     "Channel",
     "Event",
     "EventFilter",
@@ -165,6 +167,15 @@ class Event(BaseModel):
         return channel_of(self.type)
 
 
+ON_MASK = "on_mask"
+"""The validation context key under which :class:`NewEvent` finds whom to tell of each value-shape mask."""
+
+
+def _on_mask(info: ValidationInfo) -> OnMask | None:
+    on_mask: OnMask | None = (info.context or {}).get(ON_MASK)
+    return on_mask
+
+
 class NewEvent(BaseModel):
     """An event about to be appended: validated, then redacted."""
 
@@ -180,14 +191,14 @@ class NewEvent(BaseModel):
 
     @field_validator("payload", mode="after")
     @classmethod
-    def _redact_payload(cls, payload: JsonObject) -> JsonObject:
-        redacted: JsonObject = redact(payload)
+    def _redact_payload(cls, payload: JsonObject, info: ValidationInfo) -> JsonObject:
+        redacted: JsonObject = redact(payload, on_mask=_on_mask(info), path="payload")
         return redacted
 
     @field_validator("symbol", "trade_id", mode="after")
     @classmethod
-    def _redact_label(cls, label: str | None) -> str | None:
-        return redact_text(label)
+    def _redact_label(cls, label: str | None, info: ValidationInfo) -> str | None:
+        return redact_text(label, on_mask=_on_mask(info), path=info.field_name or "")
 
     _payload_text: str = PrivateAttr(default="")
 

@@ -31,9 +31,47 @@ _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
 # Words that say a value is public data (docs/20_EVENT_JOURNAL.md#redaction, ambiguous shapes).
 _PUBLIC_WORDS = frozenset(
-    ["id", "ids", "uuid", "guid", "hash", "txid", "txhash", "tx", "digest", "checksum", "sha256", "address", "addr", "block", "blockhash", "commit", "ref", "order", "request", "trace", "correlation", "pubkey", "public"]
+    (
+        "id",
+        "ids",
+        "uuid",
+        "guid",
+        "hash",
+        "txid",
+        "txhash",
+        "tx",
+        "digest",
+        "checksum",
+        "sha256",
+        "address",
+        "addr",
+        "block",
+        "blockhash",
+        "commit",
+        "ref",
+        "order",
+        "request",
+        "trace",
+        "correlation",
+        "pubkey",
+        "public",
+    )
 )
-_NOT_IDS = frozenset(["valid", "invalid", "paid", "unpaid", "prepaid", "avoid", "liquid", "hybrid", "fluid", "solid", "rapid"])
+_NOT_IDS = frozenset(
+    (
+        "valid",
+        "invalid",
+        "paid",
+        "unpaid",
+        "prepaid",
+        "avoid",
+        "liquid",
+        "hybrid",
+        "fluid",
+        "solid",
+        "rapid",
+    )
+)
 _KEY_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _WORD_BEFORE = re.compile(r"([A-Za-z0-9]+)[\s:=#'\"(\[/-]*\Z")
 
@@ -85,9 +123,10 @@ def redact_text(text: str | None, *, on_mask: OnMask | None = None, path: str = 
     return None if text is None else _mask(text, public=False, path=path, on_mask=on_mask)
 
 
-def redact(value: Any, *, on_mask: OnMask | None = None) -> Any:
-    """A copy of a JSON value with sensitive keys' values and the secrets in strings replaced by REDACTED."""
-    return _walk(value, public=False, path="", on_mask=on_mask)
+def redact(value: Any, *, on_mask: OnMask | None = None, path: str = "") -> Any:
+    """A copy of a JSON value with sensitive keys' values and the secrets in strings replaced by REDACTED;
+    ``on_mask`` is told of each value-shape mask, with its key path below ``path``."""
+    return _walk(value, public=False, path=path, on_mask=on_mask)
 
 
 def _walk(value: Any, *, public: bool, path: str, on_mask: OnMask | None) -> Any:

@@ -174,7 +174,7 @@ _FAMILY_RULES = (
         re.compile(r"Private-Lines: [0-9]+[\s\S]*?(?:Private-MAC: [0-9a-f]+|\Z)"),
         "Private-Lines: ",
     ),
-    Rule("jwt", re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*){0,3}"), r"eyJ"),
+    Rule("jwt", re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*){0,3}"), r"eyJ"),
     Rule("authorization-bearer", re.compile(r"(?i:bearer(?:\s|%20)+[a-z0-9\-._~+/]{8,}=*)"), "(?i)bearer"),
     Rule(
         "authorization-basic",
