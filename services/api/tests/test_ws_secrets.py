@@ -74,6 +74,4 @@ async def test_secrets_written_by_plain_sql_appear_in_no_frame_and_no_log(
         ("jwt", "payload.legs[1]"),
         ("private-key", "payload.legs[2][0]"),
     ]
-    assert {(leak["event_id"], leak["type"], leak["unlogged"]) for leak in leaks} == {
-        (live_id, "order.submitted", 0)
-    }
+    assert {(leak["event_id"], leak["type"], leak["unlogged"]) for leak in leaks} == {(live_id, "order.submitted", 0)}
