@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import websockets
 from loadgen import ClientResult, Target, Workers, process_cpu_s
+from redaction_cost import redaction_rows
 from servers import BASELINE_SCHEMA
 
 from journal_api.journal.embedded import EmbeddedPostgres
@@ -822,6 +823,7 @@ def report(f: Figures, plan: Plan, command: str) -> str:
         ),
         ("baseline, same (reconnect; it has no cursor)", "report", t["missed_base"], ""),
     ]
+    rows += redaction_rows()
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     return f"""{BEGIN}
 Machine: {machine()}. Servers, load generator and Postgres share it.

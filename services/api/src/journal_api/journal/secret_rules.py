@@ -120,6 +120,10 @@ _WORD_RUN = re.compile(r"[a-z]+")
 
 def _mnemonic_spans(text: str) -> Iterator[tuple[int, int]]:
     """Runs of 12 or more words from the BIP-39 English wordlist separated only by spaces or commas."""
+    # Cheap first (prose is full of word runs): the ten inner words of a run of twelve are whole tokens once commas
+    # are spaces, whatever surrounds the run.
+    if b"\x01" * 10 not in bytes(map(BIP39_WORDS.__contains__, text.replace(",", " ").split())):
+        return
     run: list[re.Match[str]] = []
     for word in (*_WORD_RUN.finditer(text), None):
         joined = bool(run) and word is not None and not text[run[-1].end() : word.start()].strip(" ,\t\n")
@@ -149,10 +153,33 @@ _STRONG_NAMES = (
     r"|mnemonic|seed[_.-]?phrase"
 )
 _WEAK_NAMES = r"token|auth|key|sig|signature|cookie|session|sessionid"
-_ASSIGN = r"""(?:["']?\s*(?:=>|:=|=|:)\s*)"""
 _VALUE = r"""(?:"([^"\n]+)"|'([^'\n]+)'|([^\s"'&;,<>=]+={0,2}))"""
 # ASCII only: Python would also fold U+0130, U+0131, U+017F and the Kelvin sign, RE2 not all of them.
 _CONTEXT = re.IGNORECASE | re.ASCII
+_OPERATOR = re.compile(r"=>|:=|=|:")
+_NAME_BEFORE = re.compile(r"""\s*["']?([A-Za-z0-9_.-]{1,64})""")  # on the reversed text before an operator
+_VALUE_AFTER = re.compile(rf"\s*{_VALUE}")
+_FOUND_BY_CODE = re.compile("(?!)")  # a rule with a finder has no regular expression of its own
+
+
+def _assignments(name: re.Pattern[str], check: Callable[[str], bool]) -> Callable[[str], Iterator[tuple[int, int]]]:
+    """A finder for ``name = value`` (or ``:``, ``=>``, ``:=``, quotes allowed): the value's span when the
+    identifier right before the operator matches ``name`` and the value passes ``check``. Found from the operators
+    outward, as a regular expression trying a name at every position of a long text is far slower."""
+
+    def find(text: str) -> Iterator[tuple[int, int]]:
+        for operator in _OPERATOR.finditer(text):
+            start = operator.start()
+            before = _NAME_BEFORE.match(text[max(0, start - 70) : start][::-1])
+            value = _VALUE_AFTER.match(text, operator.end())
+            if before is None or value is None or not name.search(before.group(1)[::-1]):
+                continue
+            group = next(g for g in (1, 2, 3) if value.start(g) >= 0)
+            if check(value.group(group)):
+                yield value.start(group), value.end(group)
+
+    return find
+
 
 _FAMILY_RULES = (
     Rule(
@@ -220,18 +247,17 @@ _FAMILY_RULES = (
     ),
     Rule(
         "sensitive-assignment",
-        re.compile(rf"[A-Za-z0-9_.-]*(?:{_STRONG_NAMES})[A-Za-z0-9_.-]*{_ASSIGN}{_VALUE}", _CONTEXT),
+        _FOUND_BY_CODE,
         f"(?i)(?:{_STRONG_NAMES})",
-        groups=(1, 2, 3),
+        finder=_assignments(re.compile(_STRONG_NAMES, _CONTEXT), bool),
     ),
     Rule(
         "credential-assignment",
-        re.compile(rf"(?<![A-Za-z0-9])[A-Za-z0-9_.-]*?(?:{_WEAK_NAMES}){_ASSIGN}{_VALUE}", _CONTEXT),
+        _FOUND_BY_CODE,
         f"(?i)(?:{_WEAK_NAMES})",
-        groups=(1, 2, 3),
-        check=_credential_value,
+        finder=_assignments(re.compile(rf"(?:{_WEAK_NAMES})\Z", _CONTEXT), _credential_value),
     ),
-    Rule("bip39-mnemonic", re.compile(""), "[ ,\\t\\n]+".join(["[a-z]{3,8}"] * 6), finder=_mnemonic_spans),
+    Rule("bip39-mnemonic", _FOUND_BY_CODE, "[ ,\\t\\n]+".join(["[a-z]{3,8}"] * 6), finder=_mnemonic_spans),
     Rule(
         "extended-private-key",
         re.compile(rf"(?<![A-Za-z0-9])[xtyzuvYZUV]prv{_B58C}{{100,}}"),
