@@ -6,7 +6,9 @@ import copy
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from journal_api.journal.models import EventFilter
 from journal_api.journal.redaction import REDACTED, is_sensitive_key, looks_secret, redact, redact_text
 
 JWT = (
@@ -152,3 +154,34 @@ def test_redact_text_handles_none_and_plain_text() -> None:
 def test_a_key_that_looks_like_a_secret_is_replaced() -> None:
     """A secret used as a key is hidden like a secret used as a value."""
     assert redact({JWT: 1, "ok": {"Bearer abcdefghij": 2}}) == {REDACTED: 1, "ok": {REDACTED: 2}}
+
+
+def test_a_uuid_trade_id_is_shown_and_a_uuid_symbol_is_masked() -> None:
+    """The column's name is the context: trade_id names an id, symbol does not (ambiguous shapes policy)."""
+    uuid = "3f2a1b4c-1111-4222-8333-444455556666"
+    assert redact_text(uuid, path="trade_id") == uuid
+    assert redact_text(uuid, path="symbol") == REDACTED
+    assert EventFilter(trade_ids=[uuid]).trade_ids == [uuid]
+    with pytest.raises(ValidationError, match="may not look like a secret"):
+        EventFilter(symbols=[uuid])
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"tx_hash": f"0x{'ab' * 32}"}, {"tx_hash": f"0x{'ab' * 32}"}),
+        ({"blockHash": "ab" * 32}, {"blockHash": "ab" * 32}),
+        ({"note": f"0x{'ab' * 32}"}, {"note": REDACTED}),
+        ({"note": f"tx 0x{'ab' * 32} confirmed"}, {"note": f"tx 0x{'ab' * 32} confirmed"}),
+        ({"note": f"loaded wallet 0x{'ab' * 32}"}, {"note": f"loaded wallet {REDACTED}"}),
+        ({"valid": f"0x{'ab' * 32}"}, {"valid": REDACTED}),  # ends with "id" but names no id
+        ({"orderid": "3f2a1b4c-1111-4222-8333-444455556666"}, {"orderid": "3f2a1b4c-1111-4222-8333-444455556666"}),
+        ({"ids": ["3f2a1b4c-1111-4222-8333-444455556666"]}, {"ids": ["3f2a1b4c-1111-4222-8333-444455556666"]}),
+        ({"order_id": f"ghp_{'aB3' * 12}"}, {"order_id": REDACTED}),  # an unambiguous token, whatever the key
+    ],
+)
+def test_ambiguous_shapes_are_decided_by_their_key_or_the_word_before(
+    payload: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    """Shown under an id/hash/address key or after such a word; masked in free text and under other keys."""
+    assert redact(payload) == expected

@@ -247,10 +247,15 @@ class EventFilter(BaseModel):
 
     @field_validator("symbols", "trade_ids", mode="after")
     @classmethod
-    def _no_secret_values(cls, labels: list[str] | None) -> list[str] | None:
-        # Stored secrets read back as REDACTED; a filter on one would let a client probe for it.
-        if labels is not None and any(looks_secret(label) for label in labels):
-            raise ValueError("a filter value may not look like a secret (bearer token, JWT or private key)")
+    def _no_secret_values(cls, labels: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        # Stored secrets read back as REDACTED; a filter on one would let a client probe for it. The column's name
+        # is the context (a UUID is a trade id's usual shape, not a secret there).
+        column = "trade_id" if info.field_name == "trade_ids" else "symbol"
+        if labels is not None and any(looks_secret(label, key=column) for label in labels):
+            raise ValueError(
+                "a filter value may not look like a secret (a token, key, credential, JWT or private key): "
+                "filter on the event's other fields"
+            )
         return labels
 
     def matches(self, event: Routable) -> bool:

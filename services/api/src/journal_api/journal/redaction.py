@@ -103,9 +103,9 @@ def names_public_data(key: str) -> bool:
     return False
 
 
-def looks_secret(text: str) -> bool:
-    """Whether a string holds anything a value-shape rule masks (with no context: ambiguous shapes count)."""
-    return _mask(text, public=False, path="", on_mask=None) != text
+def looks_secret(text: str, *, key: str = "") -> bool:
+    """Whether a string under ``key`` holds anything a value-shape rule masks (no key: ambiguous shapes count)."""
+    return _mask(text, public=names_public_data(key), path=key, on_mask=None) != text
 
 
 def may_hold_secrets(json_text: str) -> bool:
@@ -119,8 +119,9 @@ def may_hold_secrets(json_text: str) -> bool:
 
 
 def redact_text(text: str | None, *, on_mask: OnMask | None = None, path: str = "") -> str | None:
-    """``text`` with every secret in it replaced by :data:`REDACTED` (``None`` stays ``None``)."""
-    return None if text is None else _mask(text, public=False, path=path, on_mask=on_mask)
+    """``text`` (a column or a value under the key ``path``) with every secret in it replaced by :data:`REDACTED`
+    (``None`` stays ``None``); ``trade_id`` names an id, so a UUID-shaped trade id is shown."""
+    return None if text is None else _mask(text, public=names_public_data(path), path=path, on_mask=on_mask)
 
 
 def redact(value: Any, *, on_mask: OnMask | None = None, path: str = "") -> Any:

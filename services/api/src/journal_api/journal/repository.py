@@ -91,8 +91,8 @@ def event_from_row(row: asyncpg.Record) -> Event:
         type=row["type"],
         level=row["level"],
         public_safe=row["public_safe"],
-        symbol=redact_text(row["symbol"]),
-        trade_id=redact_text(row["trade_id"]),
+        symbol=redact_text(row["symbol"], path="symbol"),
+        trade_id=redact_text(row["trade_id"], path="trade_id"),
         payload=redact(decode_payload(row["payload"])),
     )
 
