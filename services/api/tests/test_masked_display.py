@@ -14,6 +14,7 @@ from journal_api.client import subscribe
 
 from .conftest import TOKEN, Connect, Journal, StartServer, write
 from .secret_corpus import B62, HEX
+from .test_console import console
 
 _rng = random.Random(12)
 PASSWORD = "".join(_rng.choice(B62) for _ in range(18))
@@ -64,3 +65,21 @@ async def test_frame_client_and_tail_show_the_same_masked_values(
     assert orjson.loads("{" + body) == EXPECTED  # the payload as the server sent it (jsonb orders the keys)
     for secret in SECRETS:
         assert secret not in json.dumps(frame_event) + tail_json + tail_pretty
+
+
+async def test_the_console_shows_the_masks_the_server_sent(
+    conn: asyncpg.Connection, journal_server: StartServer, connect: Connect
+) -> None:
+    """The console's row shows the payload, symbol and trade id exactly as the frame holds them, masks included."""
+    async with journal_server() as server, console(server.base) as tab:
+        await tab.open()
+        await tab.sign_in()
+        await tab.state("live")
+        (event_id,) = await write(conn, symbol=TOKEN_LEAK, trade_id=TRADE_ID, payload=json.dumps(PAYLOAD))
+        assert await tab.rows_through(event_id) == [event_id]
+        cells: list[str] = await tab.page.locator("#rows tr").first.locator("td").all_text_contents()
+        async with connect(server.url) as raw:
+            await raw.subscribe(cursor="0")
+            (frame_event,) = await raw.events_through(event_id)
+    assert frame_event["payload"] == EXPECTED
+    assert cells[5:] == ["[REDACTED]", TRADE_ID, json.dumps(frame_event["payload"], separators=(",", ":"))]
