@@ -126,6 +126,10 @@ def test_secret_looking_values_are_masked_under_any_key(value: str, expected: st
         "-----BEGIN CERTIFICATE-----",
         "BTC-USD",
         "",
+        "Basic abcdefghi",  # not base64 at all
+        "the basic version 123456",  # decodes, but to no user:password
+        "the engine will retry after the next funding interval",  # a run of words, few from the BIP-39 list
+        "abandon ability able about above absent absorb abstract absurd abuse access",  # eleven: no mnemonic
     ],
 )
 def test_ordinary_values_are_kept(value: str) -> None:
