@@ -94,6 +94,16 @@ def _putty(rng: random.Random) -> tuple[str, str]:
     return f"PuTTY-User-Key-File-3: ssh-rsa\nEncryption: none\n{private}", private
 
 
+def _ansible(rng: random.Random) -> tuple[str, str]:
+    body = "".join("\n" + _run(rng, HEX, 80) for _ in range(4))
+    return "$ANSIBLE_VAULT;1.1;AES256" + body, body
+
+
+def _htpasswd(rng: random.Random) -> tuple[str, str]:
+    hashed = f"$apr1${_run(rng, B62, 8)}${_run(rng, B62 + './', 22)}"
+    return f"admin:{hashed}", hashed
+
+
 def _b64url_json(value: dict[str, object]) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
@@ -276,6 +286,28 @@ KINDS: dict[str, Callable[[random.Random], Sample]] = {
     "mailchimp-key": _whole(lambda rng: f"{_run(rng, HEX, 32)}-us{rng.randrange(1, 21)}"),
     "brevo-key": _whole(lambda rng: f"xkeysib-{_run(rng, HEX, 64)}-{_run(rng, B62, 16)}"),
     "mapbox-secret-token": _whole(lambda rng: f"sk.eyJ1Ijoi{_run(rng, B62, 20)}.{_run(rng, URLSAFE, 22)}"),
+    "dropbox-short-lived": _token("sl.", URLSAFE, 135),
+    "clickhouse-cloud-key": _token("4b1d", B62, 38),
+    "maxmind-license-key": _whole(lambda rng: f"{_run(rng, B62, 6)}_{_run(rng, B62, 29)}_mmk"),
+    "hubspot-private-app": _whole(lambda rng: f"pat-na1-{_uuid(rng)}"),
+    "plaid-access-token": _whole(lambda rng: f"access-production-{_uuid(rng)}"),
+    "sonarqube-token": _token("squ_", HEX, 40),
+    "salesforce-token": _whole(lambda rng: f"00D{_run(rng, B62, 12)}!{_run(rng, B62 + '._', 96)}"),
+    "zapier-webhook": _part(
+        lambda rng: (
+            f"https://hooks.zapier.com/hooks/catch/{(s := _run(rng, '0123456789', 7) + '/' + _run(rng, LOWERNUM, 6))}/",
+            s,
+        )
+    ),
+    "ansible-vault": _part(_ansible),
+    "bcrypt-hash": _whole(lambda rng: f"$2b$12${_run(rng, B62 + './', 53)}"),
+    "sha512-crypt-hash": _whole(lambda rng: f"$6${_run(rng, B62, 16)}${_run(rng, B62 + './', 86)}"),
+    "apr1-htpasswd-hash": _part(_htpasswd),
+    "argon2-hash": _whole(lambda rng: f"$argon2id$v=19$m=65536,t=3,p=4${_run(rng, B64, 22)}${_run(rng, B64, 43)}"),
+    "netrc-password": _assign("machine api.example.com login engine password {}", B62, 20),
+    "curl-user-password": _assign("curl -s -u engine:{} https://api.example.com/v1/orders", B62, 20),
+    "xml-password": _assign("<config><user>engine</user><password>{}</password></config>", B62, 16),
+    "bip39-seed-hex": _whole(lambda rng: _run(rng, HEX, 128)),
     # exchanges
     "gemini-api-key": _token("account-", B62, 20),
     "gemini-master-key": _token("master-", B62, 20),

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from journal_api.journal.secret_rules import SENSITIVE_PARTS, Rule, may_match, triggered
+from journal_api.journal.secret_rules import SENSITIVE_PARTS, may_match, triggered
+from journal_api.journal.secret_shapes import Rule
 
 __all__ = [
     "REDACTED",

@@ -130,6 +130,21 @@ PROVIDER_TOKENS: tuple[tuple[str, str, str], ...] = (
     ("mailchimp-key", r"[0-9a-f]{32}-us", "[0-9]{1,2}"),
     ("brevo-key", r"x(?:keysib|smtpsib)-", _HEX + "{64}-" + _B62 + "{16}"),
     ("mapbox-secret-token", r"sk\.eyJ", r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"),
+    ("dropbox-token", r"sl\.", _URLSAFE + "{130,}"),
+    ("clickhouse-cloud-key", r"4b1d", _B62 + "{38}"),
+    ("maxmind-license-key", r"[A-Za-z0-9]{6}_", _B62 + "{29}_mmk"),
+    (
+        "hubspot-token",
+        r"pat-(?:eu|na)[0-9]-",
+        _HEX + "{8}-" + _HEX + "{4}-" + _HEX + "{4}-" + _HEX + "{4}-" + _HEX + "{12}",
+    ),
+    (
+        "plaid-token",
+        r"access-(?:sandbox|development|production)-",
+        _HEX + "{8}-" + _HEX + "{4}-" + _HEX + "{4}-" + _HEX + "{4}-" + _HEX + "{12}",
+    ),
+    ("sonarqube-token", r"sq[pua]_", _HEX + "{40}"),
+    ("salesforce-token", r"00D[0-9A-Za-z]{12}!", "[0-9A-Za-z._]{80,}"),
     # exchanges
     ("gemini-api-key", r"(?:account|master)-", _B62 + "{20}(?![A-Za-z0-9])"),
 )
@@ -154,4 +169,7 @@ SHORT_PREFIX_TRIGGERS: dict[str, str] = {
     "infracost-key": "ico-[A-Za-z0-9]{32}",
     "vercel-token": "vc[pikar]_[A-Za-z0-9]{24}",
     "tailscale-key": "tskey-[A-Za-z0-9-]{20}",
+    "dropbox-token": "sl\\.[A-Za-z0-9_-]{130}",
+    "clickhouse-cloud-key": "4b1d[A-Za-z0-9]{38}",
+    "maxmind-license-key": "_[A-Za-z0-9]{29}_mmk",
 }
