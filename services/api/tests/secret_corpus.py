@@ -308,6 +308,19 @@ KINDS: dict[str, Callable[[random.Random], Sample]] = {
     "curl-user-password": _assign("curl -s -u engine:{} https://api.example.com/v1/orders", B62, 20),
     "xml-password": _assign("<config><user>engine</user><password>{}</password></config>", B62, 16),
     "bip39-seed-hex": _whole(lambda rng: _run(rng, HEX, 128)),
+    "md5-crypt-hash": _whole(lambda rng: f"$1${_run(rng, B62, 8)}${_run(rng, B62 + './', 22)}"),
+    "kerberos-asrep-hash": _whole(
+        lambda rng: f"$krb5asrep$23$user@EXAMPLE.COM:{_run(rng, HEX, 32)}${_run(rng, HEX, 200)}"
+    ),
+    "mysql-password-flag": _assign("mysql -h db.internal -u engine -p{} orders", B62, 16),
+    "sshpass-password": _assign("sshpass -p '{}' ssh deploy@host", B62, 16),
+    "amazon-mws-token": _whole(lambda rng: f"amzn.mws.{_uuid(rng)}"),
+    "dependency-track-key": _token("odt_", B62, 32),
+    "dockerhub-pat": _token("dckr_pat_", URLSAFE, 27),
+    "mailersend-token": _token("mlsn.", HEX, 64),
+    "segment-token": _token("sgp_", B62, 64),
+    "pinecone-key": _token("pcsk_", B62 + "_", 70),
+    "elevenlabs-key": _token("sk_", HEX, 48),
     # exchanges
     "gemini-api-key": _token("account-", B62, 20),
     "gemini-master-key": _token("master-", B62, 20),

@@ -145,6 +145,13 @@ PROVIDER_TOKENS: tuple[tuple[str, str, str], ...] = (
     ),
     ("sonarqube-token", r"sq[pua]_", _HEX + "{40}"),
     ("salesforce-token", r"00D[0-9A-Za-z]{12}!", "[0-9A-Za-z._]{80,}"),
+    ("amazon-mws-token", r"amzn\.mws\.", _HEX + "{8}-" + _HEX + "{4}-" + _HEX + "{4}-" + _HEX + "{4}-" + _HEX + "{12}"),
+    ("dependency-track-key", r"odt_", _B62 + "{32}"),
+    ("dockerhub-token", r"dckr_(?:pat|oat)_", _URLSAFE + "{27,}"),
+    ("mailersend-token", r"mlsn\.", _HEX + "{64}"),
+    ("segment-token", r"sgp_", _B62 + "{64}"),
+    ("pinecone-key", r"pcsk_", "[A-Za-z0-9_]{50,}"),
+    ("elevenlabs-key", r"sk_", _HEX + "{48}"),
     # exchanges
     ("gemini-api-key", r"(?:account|master)-", _B62 + "{20}(?![A-Za-z0-9])"),
 )
@@ -171,5 +178,6 @@ SHORT_PREFIX_TRIGGERS: dict[str, str] = {
     "tailscale-key": "tskey-[A-Za-z0-9-]{20}",
     "dropbox-token": "sl\\.[A-Za-z0-9_-]{130}",
     "clickhouse-cloud-key": "4b1d[A-Za-z0-9]{38}",
+    "elevenlabs-key": "sk_[a-fA-F0-9]{48}",
     "maxmind-license-key": "_[A-Za-z0-9]{29}_mmk",
 }

@@ -118,9 +118,12 @@ _FAMILY_RULES = (
     Rule(
         "password-hash",
         re.compile(
-            r"\$(?:2[abxy]?\$[0-9]{2}\$[./A-Za-z0-9]{53}|apr1\$[./A-Za-z0-9]{1,8}\$[./A-Za-z0-9]{22}|[56]\$(?:rounds=[0-9]+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{43,86}|argon2(?:id|i|d)\$[^\s\"']{20,})"
+            r"\$(?:2[abxy]?\$[0-9]{2}\$[./A-Za-z0-9]{53}|apr1\$[./A-Za-z0-9]{1,8}\$[./A-Za-z0-9]{22}"
+            r"|[156]\$(?:rounds=[0-9]+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{22,86}"
+            r"|y\$[./A-Za-z0-9]+\$[./A-Za-z0-9]{1,86}\$[./A-Za-z0-9]{43}"
+            r"|argon2(?:id|i|d)\$[^\s\"']{20,}|krb5(?:asrep|tgs)\$[^\s\"']{20,})"
         ),
-        r"\$(?:2[abxy]?\$[0-9]{2}\$|apr1\$|[56]\$|argon2)",
+        r"\$(?:2[abxy]?\$[0-9]{2}\$|apr1\$|[156]\$|y\$|argon2|krb5)",
     ),
     Rule(
         "netrc-password",
@@ -132,6 +135,14 @@ _FAMILY_RULES = (
         "curl-user-password",
         re.compile(r"curl\s.*?\s(?:-u|--user)\s+[\"']?[^\s:\"']+:([^\s\"']+)", re.ASCII),
         r"curl\s",
+        groups=(1,),
+    ),
+    Rule(
+        "password-flag",
+        re.compile(
+            r"(?:(?:mysql|mysqldump|mariadb)\s[^\n]*?\s(?:-p|--password=)|sshpass\s+-p\s*)[\"']?([^\s\"']+)", re.ASCII
+        ),
+        r"(?:mysql|mysqldump|mariadb|sshpass)\s",
         groups=(1,),
     ),
     Rule(
