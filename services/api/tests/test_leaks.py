@@ -32,16 +32,27 @@ def _leak_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
 async def test_masks_are_counted_once_per_event_whatever_the_number_of_clients(
     conn: asyncpg.Connection, journal_server: StartServer, connect: Connect
 ) -> None:
-    """Two events with a token each, three live clients: journal_redactions_total{rule} is 2, not 6."""
+    """Two events with a token each, three live clients, then three more replaying them: journal_redactions_total
+    {rule} is 2, not 6 or 12 (counted where the hub first reads an event, never per client or per replay)."""
     token = _github_token()
-    async with journal_server() as server, connect(server.url) as a, connect(server.url) as b, connect(server.url) as c:
+    expected = [{"note": f"retrying with {REDACTED}", "qty": 1}] * 2
+    # A one-row buffer: the replays read the events from the database, building their frames again.
+    async with (
+        journal_server(buffer_rows=1) as server,
+        connect(server.url) as a,
+        connect(server.url) as b,
+        connect(server.url) as c,
+    ):
         for client in (a, b, c):
             await client.subscribe(cursor=None)
             assert (await client.frame())["op"] == "live"
         ids = await write(conn, 2, payload=json.dumps({"note": f"retrying with {token}", "qty": 1}))
         for client in (a, b, c):
-            events = await client.events_through(ids[-1])
-            assert [event["payload"] for event in events] == [{"note": f"retrying with {REDACTED}", "qty": 1}] * 2
+            assert [event["payload"] for event in await client.events_through(ids[-1])] == expected
+        for _ in range(3):
+            async with connect(server.url) as replaying:
+                await replaying.subscribe(cursor="0")
+                assert [event["payload"] for event in await replaying.events_through(ids[-1])] == expected
         figures = await scrape(server.base)
     assert figures[("journal_redactions_total", (("rule", "github-token"),))] == 2
     assert [name for name, _ in figures if name == "journal_redactions_total"] == ["journal_redactions_total"]
