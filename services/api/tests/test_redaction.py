@@ -182,6 +182,8 @@ def test_a_uuid_trade_id_is_shown_and_a_uuid_symbol_is_masked() -> None:
         ({"orderid": "3f2a1b4c-1111-4222-8333-444455556666"}, {"orderid": "3f2a1b4c-1111-4222-8333-444455556666"}),
         ({"ids": ["3f2a1b4c-1111-4222-8333-444455556666"]}, {"ids": ["3f2a1b4c-1111-4222-8333-444455556666"]}),
         ({"order_id": f"ghp_{'aB3' * 12}"}, {"order_id": REDACTED}),  # an unambiguous token, whatever the key
+        ({"to": f"0x{'ab' * 32}"}, {"to": f"0x{'ab' * 32}"}),  # a key naming an account
+        ({"note": f"sent to 0x{'ab' * 32}"}, {"note": f"sent to {REDACTED}"}),  # ...says nothing in free text
     ],
 )
 def test_ambiguous_shapes_are_decided_by_their_key_or_the_word_before(

@@ -56,6 +56,40 @@ _PUBLIC_WORDS = frozenset(
         "correlation",
         "pubkey",
         "public",
+        "root",
+        "merkle",
+        "parent",
+        "receipt",
+        "txn",
+        "transaction",
+        "fingerprint",
+        "etag",
+        "sha1",
+        "sha512",
+        "md5",
+        "nonce",
+    )
+)
+# Keys that name an account on a chain: the value is an address (base58 addresses look like high-entropy tokens).
+# Keys only: in free text "to" or "from" before a 64-hex value says nothing about what it is.
+_ADDRESS_KEYS = frozenset(
+    (
+        "from",
+        "to",
+        "sender",
+        "recipient",
+        "receiver",
+        "owner",
+        "mint",
+        "wallet",
+        "account",
+        "destination",
+        "source",
+        "beneficiary",
+        "contract",
+        "pool",
+        "program",
+        "signer",
     )
 )
 _NOT_IDS = frozenset(
@@ -95,11 +129,14 @@ def is_sensitive_key(key: str) -> bool:
     return any(part in folded for part in SENSITIVE_PARTS)
 
 
-def names_public_data(key: str) -> bool:
-    """Whether ``key`` names an id, hash, address or digest: an ambiguous shape under it is shown."""
+def names_public_data(key: str, *, in_text: bool = False) -> bool:
+    """Whether ``key`` names an id, hash, address or digest (or, as a key, an account): an ambiguous shape under it
+    is shown. ``in_text``: ``key`` is the word before a value in free text, where account words say nothing."""
     for word in _KEY_WORDS.findall(key):
         word = word.lower()
-        if word in _PUBLIC_WORDS or (word.endswith(("id", "hash")) and len(word) > 4 and word not in _NOT_IDS):
+        if word in _PUBLIC_WORDS or (not in_text and word in _ADDRESS_KEYS):
+            return True
+        if word.endswith(("id", "hash")) and len(word) > 4 and word not in _NOT_IDS:
             return True
     return False
 
@@ -175,4 +212,4 @@ def _mask(text: str, *, public: bool, path: str, on_mask: OnMask | None) -> str:
 def _public_before(text: str, start: int) -> bool:
     """Whether the word right before ``start`` names public data (``tx 0x…``, ``order_id=…``, ``hash: …``)."""
     found = _WORD_BEFORE.search(text, max(0, start - 40), start)
-    return found is not None and names_public_data(found.group(1))
+    return found is not None and names_public_data(found.group(1), in_text=True)
