@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from figures import Figures, Plan
+from redaction_cost import redaction_rows
 
 __all__ = ["BEGIN", "END", "machine", "report"]
 
@@ -127,6 +128,7 @@ def report(f: Figures, plan: Plan, command: str) -> str:
         ),
         ("baseline, same (reconnect; it has no cursor)", "report", t["missed_base"], ""),
     ]
+    rows += redaction_rows()
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     return f"""{BEGIN}
 Machine: {machine()}. Servers, load generator and Postgres share it.

@@ -299,7 +299,7 @@ class Hub:
                 )
                 self._reset(self.epoch, page.head)
                 continue
-            frames = list(page.frames())  # all or nothing
+            frames = list(page.frames(getattr(self._metrics, "leaks", None)))  # all or nothing; masks counted here
             old_head, self.head = self.head, max(self.head, page.cursor)  # the horizon may move back: never we
             self._rows.extend(frames)
             self._evict()
