@@ -200,7 +200,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from run import Figures, start_ours  # here: run.py imports this module too
+    from figures import Figures  # here: measure.py imports this module too
+    from harness import start_ours
 
     work = Path(tempfile.mkdtemp(prefix="journal-access-bench-"))
     embedded = EmbeddedPostgres(work / "pg", on_stop="delete")

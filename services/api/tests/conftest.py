@@ -89,9 +89,21 @@ class CliProcess:
                 return match
         raise AssertionError(f"no line matched {pattern!r} in {timeout_s} s; output:\n{''.join(self.lines)}")
 
-    def interrupt(self, timeout_s: float = 60) -> int:
-        """Send Ctrl-C, wait for the exit, keep the rest of the output; return the exit status."""
-        self.process.send_signal(signal.SIGINT)
+    def seen_or_wait_for(self, pattern: str, timeout_s: float = 60) -> re.Match[str]:
+        """As :meth:`wait_for_line`, but a line already read counts too: for lines of two processes sharing the
+        output (a command and its child), which come in either order."""
+        for line in self.lines:
+            if match := re.search(pattern, line):
+                return match
+        return self.wait_for_line(pattern, timeout_s)
+
+    def interrupt(self, timeout_s: float = 60, signum: signal.Signals = signal.SIGINT, *, group: bool = False) -> int:
+        """Send Ctrl-C (or ``signum``; to its whole process group with ``group``, as a terminal or `timeout` do),
+        wait for the exit, keep the rest of the output; return the exit status."""
+        if group:
+            os.killpg(self.process.pid, signum)
+        else:
+            self.process.send_signal(signum)
         rest, _ = self.process.communicate(timeout=timeout_s)
         self.lines.append(rest)
         return self.process.returncode
@@ -99,7 +111,7 @@ class CliProcess:
 
 @contextmanager
 def _run_cli(*args: str, env: dict[str, str], cwd: Path | None = None) -> Iterator[CliProcess]:
-    """Run the installed ``journal`` command with ``args``; kill it if the test leaves it running."""
+    """Run the installed ``journal`` command with ``args``; kill it, and any child it left, when the test ends."""
     command = [str(Path(sys.executable).parent / "journal"), *args]
     process = subprocess.Popen(
         command,
@@ -113,9 +125,10 @@ def _run_cli(*args: str, env: dict[str, str], cwd: Path | None = None) -> Iterat
     try:
         yield CliProcess(process)
     finally:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+        # Even after the command ended: a child left running (the demo publisher of a `journal dev` that died)
+        # would keep the output pipe open, and the test would hang on it instead of failing.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         if process.stdout is not None and not process.stdout.closed:
             process.communicate()
 
@@ -258,6 +271,21 @@ async def write(
         count,
     )
     return [row["id"] for row in rows]
+
+
+async def write_without_notify(conn: asyncpg.Connection, count: int = 1) -> list[int]:
+    """Insert ``count`` events in a transaction that sends no NOTIFY (declared two-phase, then simply committed):
+    a wake-up lost on the way, as far as a sleeping hub can tell."""
+    async with conn.transaction():
+        await conn.execute("SET LOCAL journal.two_phase = on")
+        return await write(conn, count)
+
+
+async def until_asleep(hub: Hub) -> None:
+    """Until the hub sleeps (60 s at most): from then on it reads only on a NOTIFY or its watchdog."""
+    async with asyncio.timeout(60):
+        while hub.wakefulness.mode != "asleep":  # noqa: ASYNC110 - the hub changes it from its own task
+            await asyncio.sleep(0.005)
 
 
 @asynccontextmanager

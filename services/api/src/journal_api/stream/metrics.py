@@ -15,6 +15,8 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from journal_api.journal.leaks import LeakLog
+
 __all__ = ["LAG_BUCKETS_S", "Metrics", "Watched"]
 
 LAG_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -42,6 +44,20 @@ class _Hub(Protocol):
     @property
     def hold(self) -> _Hold | None: ...
 
+    @property
+    def wakefulness(self) -> _Wakefulness: ...
+
+    @property
+    def notifications(self) -> int: ...
+
+
+class _Wakefulness(Protocol):
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def sleeps(self) -> int: ...
+
 
 class _Hold(Protocol):
     @property
@@ -59,6 +75,7 @@ class Metrics:
         self.frames_sent = 0
         self.replayed_rows = 0
         self.closes: Counter[int | str] = Counter()  # by close code, or "other"
+        self.leaks = LeakLog()  # the hub tells it of masks once per event (docs/20_EVENT_JOURNAL.md#redaction)
         self.sessions: set[Watched] = set()
         self.hub: _Hub | None = None
         self._lag_counts = [0] * (len(LAG_BUCKETS_S) + 1)
@@ -108,6 +125,18 @@ class Metrics:
                 "Committed events above the horizon, waiting for an older transaction to end (counted each second).",
                 value=0 if hold is None else hold.rows,
             )
+            wakefulness = self.hub.wakefulness
+            yield GaugeMetricFamily(
+                "journal_hub_asleep",
+                "1 while the hub sleeps (writers NOTIFY to wake it), 0 while it is awake and reads by itself.",
+                value=1 if wakefulness.mode == "asleep" else 0,
+            )
+            yield CounterMetricFamily("journal_hub_sleeps", "Times the hub fell asleep.", value=wakefulness.sleeps)
+            yield CounterMetricFamily(
+                "journal_notifications",
+                "NOTIFYs the hub received: one per writing transaction that woke it.",
+                value=self.hub.notifications,
+            )
             yield CounterMetricFamily(
                 "journal_listener_reconnects",
                 "Times the hub replaced its LISTEN connection.",
@@ -121,6 +150,12 @@ class Metrics:
         for code, count in sorted(self.closes.items(), key=str):
             closes.add_metric([str(code)], count)
         yield closes
+        redactions = CounterMetricFamily(
+            "journal_redactions", "Secrets masked by shape in events the hub read, by rule.", labels=["rule"]
+        )
+        for rule, count in sorted(self.leaks.counts.items()):
+            redactions.add_metric([rule], count)
+        yield redactions
         cumulative, buckets = 0, []
         for bound, count in zip((*LAG_BUCKETS_S, float("inf")), self._lag_counts, strict=True):
             cumulative += count
