@@ -209,17 +209,19 @@ async def test_wakefulness_sleeps_after_a_quiet_spell_and_wakes_when_busy(hub_co
         asleep: bool = await hub_conn.fetchval("SELECT asleep FROM journal_hubs WHERE name = 'h'")
         return asleep
 
-    await state.after_read(hub_conn, found=False, delivered=0)  # within the linger: still awake
+    await state.after_read(hub_conn, found=False, delivered=0, held=False)  # within the linger: still awake
     assert (state.mode, await flag(), state.poll_s()) == ("awake", False, 0.001)
     state._rows_at -= 1  # as if the linger had passed
-    await state.after_read(hub_conn, found=False, delivered=0)
+    await state.after_read(hub_conn, found=False, delivered=0, held=True)  # held back: no sleep
+    assert (state.mode, await flag()) == ("awake", False)
+    await state.after_read(hub_conn, found=False, delivered=0, held=False)
     assert (state.mode, await flag(), state.sleeps, state.poll_s()) == ("asleep", True, 1, None)
     for _ in range(BUSY_NOTIFICATIONS - 1):
         state.notified()
-    await state.after_read(hub_conn, found=True, delivered=1)  # a few wake-ups: stays asleep
+    await state.after_read(hub_conn, found=True, delivered=1, held=False)  # a few wake-ups: stays asleep
     assert state.mode == "asleep"
     state.notified()  # BUSY_NOTIFICATIONS within BUSY_S: busy
-    await state.after_read(hub_conn, found=True, delivered=2)
+    await state.after_read(hub_conn, found=True, delivered=2, held=False)
     assert (state.mode, await flag()) == ("awake", False)
 
 
@@ -233,10 +235,10 @@ async def test_wakefulness_stays_drowsy_while_a_writer_is_in_flight(
     await transaction.start()
     await writer.fetchval(INSERT)
     state._rows_at -= 1
-    await state.after_read(hub_conn, found=False, delivered=0)
+    await state.after_read(hub_conn, found=False, delivered=0, held=False)
     assert state.mode == "drowsy"
     await transaction.rollback()
-    await state.after_read(hub_conn, found=False, delivered=1)
+    await state.after_read(hub_conn, found=False, delivered=1, held=False)
     assert (state.mode, state.sleeps) == ("asleep", 1)
 
 
