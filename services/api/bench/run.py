@@ -31,6 +31,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import websockets
+from compare import PLAN as COMPARE_PLAN
+from compare import measure as measure_compare
+from compare import rows as compare_rows
 from loadgen import ClientResult, Target, Workers, process_cpu_s
 from servers import BASELINE_SCHEMA
 
@@ -533,6 +536,7 @@ _PLAN: dict[str, tuple[Any, Any]] = {
     "insert_seconds": (2.0, 0.5),
     "insert_rounds": (4, 1),
     "missed_seconds": (10.0, 2.0),
+    **COMPARE_PLAN,
 }
 
 
@@ -662,6 +666,8 @@ async def measure(server_url: str, plan: Plan, log: Path | None, work: Path) -> 
             figures.set(
                 f"inserts_{n}", journal / plain, f"{journal / plain:.2f} ({journal:,.0f} vs {plain:,.0f} rows/s)"
             )
+
+        await measure_compare(admin, server_url, plan, log, work, names, figures.set)
 
         print("missed events", flush=True)
         for name, starter, db, resume in (
@@ -822,6 +828,7 @@ def report(f: Figures, plan: Plan, command: str) -> str:
         ),
         ("baseline, same (reconnect; it has no cursor)", "report", t["missed_base"], ""),
     ]
+    rows += compare_rows(v, t, plan)
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     return f"""{BEGIN}
 Machine: {machine()}. Servers, load generator and Postgres share it.
