@@ -260,6 +260,21 @@ async def write(
     return [row["id"] for row in rows]
 
 
+async def write_without_notify(conn: asyncpg.Connection, count: int = 1) -> list[int]:
+    """Insert ``count`` events in a transaction that sends no NOTIFY (declared two-phase, then simply committed):
+    a wake-up lost on the way, as far as a sleeping hub can tell."""
+    async with conn.transaction():
+        await conn.execute("SET LOCAL journal.two_phase = on")
+        return await write(conn, count)
+
+
+async def until_asleep(hub: Hub) -> None:
+    """Until the hub sleeps (60 s at most): from then on it reads only on a NOTIFY or its watchdog."""
+    async with asyncio.timeout(60):
+        while hub.wakefulness.mode != "asleep":  # noqa: ASYNC110 - the hub changes it from its own task
+            await asyncio.sleep(0.005)
+
+
 @asynccontextmanager
 async def stalled_client(conn: asyncpg.Connection, url: str) -> AsyncIterator[Client]:
     """A client subscribed live that stops reading, with ~20 MB written for it: more than the loopback socket

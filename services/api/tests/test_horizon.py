@@ -197,12 +197,12 @@ async def test_a_declared_prepared_transaction_holds_the_horizon_until_commit_pr
 async def test_an_undeclared_prepared_transaction_always_fails(
     three: tuple[asyncpg.Connection, asyncpg.Connection, asyncpg.Connection],
 ) -> None:
-    """Without the declaration, PREPARE TRANSACTION is refused (the NOTIFY), and nothing is written."""
+    """Without the declaration, PREPARE TRANSACTION is refused, and nothing is written."""
     first, _, reader = three
     await prepared_transactions_enabled(reader)
     await first.execute("BEGIN")
     await first.fetchval(INSERT)
-    with pytest.raises(asyncpg.FeatureNotSupportedError, match="NOTIFY"):
+    with pytest.raises(asyncpg.FeatureNotSupportedError, match="cannot PREPARE"):
         await first.execute("PREPARE TRANSACTION 'journal-horizon-undeclared'")
     assert await reader.fetchval("SELECT count(*) FROM events") == 0
     assert await reader.fetchval("SELECT count(*) FROM pg_prepared_xacts") == 0
@@ -282,7 +282,7 @@ async def test_0002_applies_while_an_old_trigger_transaction_is_open_and_loses_n
         transaction = old.transaction()
         await transaction.start()
         assert await old.fetchval(INSERT) == 1  # holds 0001's exclusive lock
-        assert await asyncio.wait_for(apply_migrations(admin, migrations), 30) == ["0002_horizon.sql"]
+        assert await asyncio.wait_for(apply_migrations(admin, migrations[:2]), 30) == ["0002_horizon.sql"]
         assert await asyncio.wait_for(new.fetchval(INSERT), 30) == 2  # the new trigger: no wait
         assert await delivered(reader) == ([], 0)
         assert await old.fetchval(INSERT) == 3  # the same transaction, now under the new trigger

@@ -20,7 +20,17 @@ from journal_api.journal.repository import FramePage
 from journal_api.stream import hub as hub_module
 from journal_api.stream.hub import LISTENER_NAME
 
-from .conftest import TOKEN, Client, Connect, Journal, Running, StartServer, write
+from .conftest import (
+    TOKEN,
+    Client,
+    Connect,
+    Journal,
+    Running,
+    StartServer,
+    until_asleep,
+    write,
+    write_without_notify,
+)
 
 if TYPE_CHECKING:
     from conftest import PostgresOutage  # the root conftest's fixture type
@@ -91,11 +101,8 @@ async def test_lost_notification_costs_latency_not_events(
     """An event committed without any NOTIFY still arrives, from the periodic re-read."""
     async with journal_server(check_interval_s=0.1) as server, connect(server.url) as client:
         await client.subscribe(cursor="0")
-        await conn.execute("ALTER TABLE events DISABLE TRIGGER events_notify")
-        try:
-            ids = await write(conn, 2)
-        finally:
-            await conn.execute("ALTER TABLE events ENABLE TRIGGER events_notify")
+        await until_asleep(server.hub)
+        ids = await write_without_notify(conn, 2)
         assert await ids_received(client, ids[-1]) == ids
 
 
@@ -422,6 +429,7 @@ async def test_subscriber_who_sees_a_reset_first_is_told_to_come_back(
     """When a subscribe reads an epoch the hub has not noticed yet, the client is closed 1012 before any frame
     and the hub re-reads at once; the next subscribe is served under the new epoch."""
     async with journal_server(check_interval_s=600) as server:
+        await until_asleep(server.hub)  # and so reads only when woken
         await conn.execute("UPDATE journal_meta SET epoch = gen_random_uuid()")
         new_epoch = str(await conn.fetchval("SELECT epoch FROM journal_meta"))
         async with connect(server.url) as client:

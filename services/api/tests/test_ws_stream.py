@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from .conftest import Client, Connect, StartServer, write
+from .conftest import Client, Connect, StartServer, until_asleep, write, write_without_notify
 
 TRADE = {
     "op": "event",
@@ -256,11 +256,8 @@ async def test_live_never_precedes_events_that_existed_at_subscribe(
     """Even when the hub has not read the newest events yet (here: no NOTIFY reaches it), a subscriber gets
     every event up to the head its ready frame announced before the live frame."""
     async with journal_server(check_interval_s=600) as server:
-        await conn.execute("ALTER TABLE events DISABLE TRIGGER events_notify")
-        try:
-            ids = await write(conn, 4)
-        finally:
-            await conn.execute("ALTER TABLE events ENABLE TRIGGER events_notify")
+        await until_asleep(server.hub)
+        ids = await write_without_notify(conn, 4)
         assert server.hub.head == 0
         async with connect(server.url) as client:
             ready = await client.subscribe(cursor="0")

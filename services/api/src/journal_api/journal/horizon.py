@@ -38,6 +38,8 @@ _CHECK = """
             THEN 'the journal''s tables are missing; run `journal migrate` first'
         WHEN to_regprocedure('journal_read(bigint, integer)') IS NULL
             THEN 'the journal lacks migration 0002_horizon.sql; run `journal migrate` first'
+        WHEN to_regclass('journal_hubs') IS NULL
+            THEN 'the journal lacks migration 0003_wake.sql; run `journal migrate` first'
         WHEN (SELECT seqcache FROM pg_sequence WHERE seqrelid = to_regclass('events_id_seq')) <> 1
             THEN format('events_id_seq has CACHE %s, and the delivery horizon needs CACHE 1 (a cached id can be '
                         'handed out below another writer''s floor): run ALTER SEQUENCE events_id_seq CACHE 1',

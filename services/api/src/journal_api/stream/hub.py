@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 
@@ -17,7 +18,9 @@ import asyncpg
 from journal_api.journal.frames import Frame
 from journal_api.journal.horizon import check_horizon, count_held_rows, describe_holder, holder_of
 from journal_api.journal.repository import FramePage, read_new
+from journal_api.journal.wake import forget_hub
 from journal_api.stream.metrics import Metrics
+from journal_api.stream.wakefulness import Wakefulness
 
 __all__ = ["DATABASE_ERRORS", "LISTENER_NAME", "Hub"]
 
@@ -83,7 +86,8 @@ class Hub:
     Public attributes: ``epoch`` (the journal's), ``floor`` and ``head`` (every event with ``floor < id <= head``
     is in the buffer; ``head`` is the delivery horizon, never above it), ``generation`` (bumped whenever the
     journal was found reset: sessions of an older generation must restart), ``closed``, ``listener_connects``,
-    ``hold`` (``None``, or what holds the horizon back).
+    ``hold`` (``None``, or what holds the horizon back), ``wakefulness`` (awake, drowsy or asleep),
+    ``notifications`` (NOTIFYs received: one per notifying transaction).
     """
 
     def __init__(
@@ -102,6 +106,8 @@ class Hub:
         self.closed = False
         self.listener_connects = 0
         self.hold: Hold | None = None
+        self.wakefulness = Wakefulness(f"{LISTENER_NAME}-{uuid.uuid4()}")  # unique per process
+        self.notifications = 0
         self._held_log_s = held_log_s
         self._dsn = dsn
         self._buffer_rows = buffer_rows
@@ -145,6 +151,9 @@ class Hub:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._listener is not None and not self._lost:
+            with contextlib.suppress(*DATABASE_ERRORS):
+                await forget_hub(self._listener, self.wakefulness.name)  # else swept once its backend is gone
         await self._drop_listener()
 
     @property
@@ -197,6 +206,7 @@ class Hub:
         self._lost = False
         await check_horizon(listener)  # on every connect: the database may have been changed meanwhile
         await listener.add_listener("events", self._on_notify)
+        await self.wakefulness.start(listener)  # after LISTEN: from here on a NOTIFY reaches this hub
         self.listener_connects += 1
 
     async def _drop_listener(self) -> None:
@@ -208,6 +218,7 @@ class Hub:
 
     def _on_notify(self, *_: object) -> None:
         # Never trusted as data (the table is): only a wake-up. Callbacks must not block.
+        self.notifications += 1
         if self._notified_at is None:
             self._notified_at = asyncio.get_running_loop().time()
         self._wake.set()
@@ -238,12 +249,12 @@ class Hub:
         """The one task that uses the hub's connection: replaces it when lost, then reads."""
         backoff = _Backoff("reading new events")
         while True:
-            if self.hold is None:
-                await self._wake.wait()
-            else:  # held back: the transaction may end with a rollback, which sends no NOTIFY
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(HELD_POLL_S):
-                        await self._wake.wait()
+            # Held back, poll: the transaction may end with a rollback, which sends no NOTIFY. Awake, poll: writers
+            # do not notify. Asleep, wait for a NOTIFY (or the watchdog).
+            poll_s = HELD_POLL_S if self.hold is not None else self.wakefulness.poll_s()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(poll_s):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 if self._lost:
@@ -267,6 +278,7 @@ class Hub:
         self._notified_at = None  # a NOTIFY from now on is for the next read
         listener = self._listener
         assert listener is not None  # connected by start(), replaced by _reconnect() before any read
+        found = False  # a full page came before this one
         while True:
             async with asyncio.timeout(_READ_TIMEOUT_S):
                 page = await read_new(listener, limit=_FETCH_LIMIT, cursor=self.head)
@@ -294,7 +306,10 @@ class Hub:
                 self._deliver(frames, old_head, noticed)
             if len(frames) < _FETCH_LIMIT:
                 await self._watch_hold(listener, page)
+                if self.hold is None:  # while held back a floor is held: no hub may sleep
+                    await self.wakefulness.after_read(listener, found=bool(frames) or found, delivered=self.head)
                 return
+            found = True
 
     async def _watch_hold(self, listener: asyncpg.Connection, page: FramePage) -> None:
         """Follow what holds the horizon back: how long, how many committed rows wait, and (once, past
@@ -307,10 +322,11 @@ class Hub:
         if self.hold is None or self.hold.floor != page.oldest_floor:
             self.hold = Hold(page.oldest_floor, now)
         hold = self.hold
-        if hold.counted_at is None or now - hold.counted_at >= _HELD_COUNT_S:
+        report = not hold.reported and now - hold.since >= self._held_log_s
+        if report or hold.counted_at is None or now - hold.counted_at >= _HELD_COUNT_S:
             hold.rows = await count_held_rows(listener, page.head)
             hold.counted_at = now
-        if not hold.reported and now - hold.since >= self._held_log_s:
+        if report:
             hold.reported = True
             holder = await holder_of(listener, hold.floor)  # None when it has ended since
             _log.warning(

@@ -42,6 +42,20 @@ class _Hub(Protocol):
     @property
     def hold(self) -> _Hold | None: ...
 
+    @property
+    def wakefulness(self) -> _Wakefulness: ...
+
+    @property
+    def notifications(self) -> int: ...
+
+
+class _Wakefulness(Protocol):
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def sleeps(self) -> int: ...
+
 
 class _Hold(Protocol):
     @property
@@ -107,6 +121,18 @@ class Metrics:
                 "journal_held_rows",
                 "Committed events above the horizon, waiting for an older transaction to end (counted each second).",
                 value=0 if hold is None else hold.rows,
+            )
+            wakefulness = self.hub.wakefulness
+            yield GaugeMetricFamily(
+                "journal_hub_asleep",
+                "1 while the hub sleeps (writers NOTIFY to wake it), 0 while it is awake and reads by itself.",
+                value=1 if wakefulness.mode == "asleep" else 0,
+            )
+            yield CounterMetricFamily("journal_hub_sleeps", "Times the hub fell asleep.", value=wakefulness.sleeps)
+            yield CounterMetricFamily(
+                "journal_notifications",
+                "NOTIFYs the hub received: one per writing transaction that woke it.",
+                value=self.hub.notifications,
             )
             yield CounterMetricFamily(
                 "journal_listener_reconnects",

@@ -1,0 +1,74 @@
+"""Whether the hub is awake, drowsy or asleep, and when it changes (docs/20_EVENT_JOURNAL.md#notify-and-waking-the-
+stream-only-when-it-sleeps).
+
+Writers NOTIFY only while some hub's row says it is asleep. Awake, the hub polls the table and writers commit
+without PostgreSQL's commit-time NOTIFY lock; asleep, it waits for a NOTIFY. This module decides, after each read,
+which it should be; the statements are in :mod:`journal_api.journal.wake`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+import asyncpg
+
+from journal_api.journal.wake import may_sleep, register_hub, set_asleep
+
+__all__ = ["AWAKE_POLL_S", "BUSY_S", "LINGER_S", "Mode", "Wakefulness"]
+
+AWAKE_POLL_S = 0.001
+"""Awake (writers do not notify), the hub reads the table this often."""
+LINGER_S = 0.02
+"""Awake, the hub tries to sleep after reads have found nothing for this long (not after every empty read: at
+2,000 transactions/s that would flap hundreds of times a second)."""
+BUSY_S = 0.002
+"""Asleep, two wake-ups that find events this close together mean the stream is busy: the hub wakes up for good,
+so that writers stop paying for NOTIFY."""
+
+Mode = Literal["awake", "drowsy", "asleep"]
+
+
+class Wakefulness:
+    """One hub's state in the wake protocol.
+
+    Public attributes: ``mode`` (``awake``: its row says awake, it polls; ``drowsy``: its row says asleep, committed,
+    but it has not yet checked that nothing was committed without a wake-up; ``asleep``: checked, it waits for a
+    NOTIFY), ``sleeps`` (times it fell asleep).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.mode: Mode = "awake"
+        self.sleeps = 0
+        self._rows_at = 0.0  # loop time of the last read that found events
+
+    async def start(self, conn: asyncpg.Connection) -> None:
+        """Register (again) on a new connection, awake: a crash may have emptied the table, and a hub that has just
+        connected has not checked anything."""
+        await register_hub(conn, self.name)
+        self.mode = "awake"
+        self._rows_at = asyncio.get_running_loop().time()
+
+    def poll_s(self) -> float | None:
+        """How long the hub may wait for a NOTIFY before it reads anyway (``None``: as long as it takes; the
+        hub's watchdog bounds every sleep)."""
+        return None if self.mode == "asleep" else AWAKE_POLL_S
+
+    async def after_read(self, conn: asyncpg.Connection, *, found: bool, delivered: int) -> None:
+        """Change state after a read that was not held back: wake up when busy, go to sleep after a quiet spell."""
+        now = asyncio.get_running_loop().time()
+        if found:
+            if self.mode == "asleep" and now - self._rows_at < BUSY_S:
+                await set_asleep(conn, self.name, False)
+                self.mode = "awake"
+            self._rows_at = now
+            return
+        if self.mode == "awake":
+            if now - self._rows_at < LINGER_S:
+                return
+            await set_asleep(conn, self.name, True)  # committed before the check below reads anything
+            self.mode = "drowsy"
+        if self.mode == "drowsy" and await may_sleep(conn, delivered):
+            self.mode = "asleep"
+            self.sleeps += 1

@@ -1,0 +1,299 @@
+"""Writers NOTIFY only while a hub may be asleep, and no committed row is left without a wake-up
+(docs/20_EVENT_JOURNAL.md#notify-and-waking-the-stream-only-when-it-sleeps). Each race window of the protocol is
+opened on purpose, step by step, on real connections."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from journal_api.journal.migrations import apply_migrations, load_migrations
+from journal_api.journal.wake import forget_hub, may_sleep, register_hub, set_asleep
+from journal_api.stream.wakefulness import Wakefulness
+
+from .conftest import StartServer, until_asleep, write
+from .test_operations import scrape
+from .test_ws_recovery import until
+
+INSERT = "INSERT INTO events (type) VALUES ('order.submitted') RETURNING id"
+
+
+class Listener:
+    """A LISTEN connection on channel ``events`` that records every notification's payload."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.payloads: list[str] = []
+
+    def _record(self, *args: object) -> None:
+        self.payloads.append(str(args[3]))
+
+    async def received(self) -> list[str]:
+        """Every notification delivered so far: a round trip after a commit flushes the ones it sent."""
+        await self.conn.fetchval("SELECT 1")
+        return self.payloads
+
+
+@pytest.fixture
+async def hub_conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection acting as a hub's LISTEN connection, registered awake as hub ``h``."""
+    conn = await asyncpg.connect(db_url)
+    await register_hub(conn, "h")
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def listener(db_url: str) -> AsyncIterator[Listener]:
+    conn = await asyncpg.connect(db_url)
+    recorder = Listener(conn)
+    await conn.add_listener("events", recorder._record)
+    yield recorder
+    await conn.close()
+
+
+@pytest.fixture
+async def writer(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(db_url)
+    yield conn
+    await conn.close()
+
+
+async def test_writers_do_not_notify_while_every_hub_is_awake(
+    hub_conn: asyncpg.Connection, writer: asyncpg.Connection, listener: Listener
+) -> None:
+    """Awake hubs read by themselves: a commit sends nothing."""
+    await write(writer, 3)
+    assert await writer.fetchval(INSERT) == 4
+    assert await listener.received() == []
+
+
+async def test_a_writer_that_reads_asleep_notifies_once_with_its_first_id(
+    hub_conn: asyncpg.Connection, writer: asyncpg.Connection, listener: Listener
+) -> None:
+    """One NOTIFY per transaction, carrying the transaction's first id, whatever it inserts after."""
+    await set_asleep(hub_conn, "h", True)
+    async with writer.transaction():
+        await write(writer, 3)
+        await writer.fetchval(INSERT)
+    assert await listener.received() == ["1"]
+
+
+async def test_a_writer_that_read_awake_and_is_still_open_keeps_the_hub_from_sleeping(
+    hub_conn: asyncpg.Connection, writer: asyncpg.Connection, listener: Listener
+) -> None:
+    """X read "awake" (its floor taken first) and is still open when the hub checks: its floor is held, so the
+    hub stays drowsy; after X commits the top has moved past what the hub delivered."""
+    transaction = writer.transaction()
+    await transaction.start()
+    assert await writer.fetchval(INSERT) == 1  # floor, then flags: awake, so no NOTIFY
+    await set_asleep(hub_conn, "h", True)
+    assert not await may_sleep(hub_conn, 0)  # a floor is held
+    await transaction.commit()
+    assert await listener.received() == []  # it will never wake anyone: the hub must read by itself
+    assert not await may_sleep(hub_conn, 0)  # the top moved past what it delivered
+    assert await may_sleep(hub_conn, 1)
+
+
+async def test_a_writer_that_commits_between_marking_and_checking_keeps_the_hub_from_sleeping(
+    hub_conn: asyncpg.Connection, writer: asyncpg.Connection, listener: Listener
+) -> None:
+    """X reads "awake", draws and commits before the hub's floor read: no floor is left, but the top is read
+    after the floors, so the hub sees the id it has not delivered."""
+    async with writer.transaction():
+        assert await writer.fetchval(INSERT) == 1  # read "awake"
+        await set_asleep(hub_conn, "h", True)  # the hub marks itself asleep meanwhile
+    assert await listener.received() == []
+    assert not await may_sleep(hub_conn, 0)
+
+
+async def test_a_writer_outside_read_committed_always_notifies(
+    hub_conn: asyncpg.Connection, writer: asyncpg.Connection, listener: Listener
+) -> None:
+    """A REPEATABLE READ snapshot taken before the hub fell asleep would read "awake": such writers notify
+    whatever the flags say, even with every hub awake."""
+    async with writer.transaction(isolation="repeatable_read"):
+        await writer.fetchval("SELECT count(*) FROM journal_hubs")  # the snapshot: nobody asleep
+        await set_asleep(hub_conn, "h", True)
+        assert await may_sleep(hub_conn, 0)  # nothing in flight yet: the hub sleeps
+        await writer.fetchval(INSERT)
+    async with writer.transaction(isolation="serializable"):
+        await writer.fetchval(INSERT)
+    await set_asleep(hub_conn, "h", False)
+    async with writer.transaction(isolation="repeatable_read"):
+        await writer.fetchval(INSERT)
+    assert await listener.received() == ["1", "2", "3"]
+
+
+async def test_a_declared_two_phase_writer_never_notifies_and_keeps_hubs_from_sleeping(
+    hub_conn: asyncpg.Connection, writer: asyncpg.Connection, listener: Listener
+) -> None:
+    """Declared two-phase: no NOTIFY even with a hub asleep, PREPARE works, and its floor keeps hubs awake until
+    COMMIT PREPARED."""
+    await set_asleep(hub_conn, "h", True)
+    await writer.execute("BEGIN; SET LOCAL journal.two_phase = on")
+    await writer.fetchval(INSERT)
+    await writer.execute("PREPARE TRANSACTION 'wake-declared'")
+    try:
+        assert not await may_sleep(hub_conn, 0)
+    finally:
+        await hub_conn.execute("COMMIT PREPARED 'wake-declared'")
+    assert await listener.received() == []
+    assert await may_sleep(hub_conn, 1)
+
+
+@pytest.mark.parametrize("asleep", [True, False])
+async def test_an_undeclared_two_phase_writer_fails_whether_hubs_sleep_or_not(
+    hub_conn: asyncpg.Connection, writer: asyncpg.Connection, asleep: bool
+) -> None:
+    """One rule, never only sometimes: without the declaration PREPARE is refused with or without a NOTIFY."""
+    await set_asleep(hub_conn, "h", asleep)
+    await writer.execute("BEGIN")
+    await writer.fetchval(INSERT)
+    with pytest.raises(asyncpg.FeatureNotSupportedError, match="cannot PREPARE"):
+        await writer.execute("PREPARE TRANSACTION 'wake-undeclared'")
+    assert await writer.fetchval("SELECT count(*) FROM pg_prepared_xacts") == 0
+
+
+async def test_a_dead_hub_left_asleep_is_swept_and_writers_stop_notifying(
+    db_url: str, hub_conn: asyncpg.Connection, writer: asyncpg.Connection, listener: Listener
+) -> None:
+    """A hub whose backend is gone while marked asleep makes writers notify until a hub registers or changes
+    its flag, which sweeps its row."""
+    dead = await asyncpg.connect(db_url)
+    await register_hub(dead, "dead")
+    await set_asleep(dead, "dead", True)
+    dead_pid = dead.get_server_pid()
+    await dead.close()
+    await until(
+        lambda: hub_conn.fetchval("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1", dead_pid),
+        "the dead hub's backend is gone",
+    )
+    await writer.fetchval(INSERT)
+    assert await listener.received() == ["1"]
+    await set_asleep(hub_conn, "h", False)  # sweeps
+    assert await hub_conn.fetchval("SELECT array_agg(name) FROM journal_hubs") == ["h"]
+    await writer.fetchval(INSERT)
+    assert await listener.received() == ["1"]
+
+
+async def test_a_hub_whose_row_vanished_makes_it_again(hub_conn: asyncpg.Connection) -> None:
+    """A crash empties the UNLOGGED table: a hub that finds no row registers again and then sets its flag."""
+    await hub_conn.execute("TRUNCATE journal_hubs")
+    await set_asleep(hub_conn, "h", True)
+    row = await hub_conn.fetchrow("SELECT name, pid, asleep FROM journal_hubs")
+    assert row is not None
+    assert (row["name"], row["pid"], row["asleep"]) == ("h", hub_conn.get_server_pid(), True)
+    await forget_hub(hub_conn, "h")
+    assert await hub_conn.fetchval("SELECT count(*) FROM journal_hubs") == 0
+
+
+async def test_may_sleep_is_refused_outside_read_committed(hub_conn: asyncpg.Connection) -> None:
+    """Its two reads must each take a fresh snapshot."""
+    async with hub_conn.transaction(isolation="repeatable_read"):
+        with pytest.raises(asyncpg.RaiseError, match="READ COMMITTED"):
+            await may_sleep(hub_conn, 0)
+
+
+async def test_wakefulness_sleeps_after_a_quiet_spell_and_wakes_when_busy(hub_conn: asyncpg.Connection) -> None:
+    """Awake until reads have found nothing for the linger, then drowsy and (nothing in flight) asleep; asleep,
+    two reads that find events within BUSY_S wake it, and its row says so each time."""
+    state = Wakefulness("h")
+    await state.start(hub_conn)
+
+    async def flag() -> bool:
+        asleep: bool = await hub_conn.fetchval("SELECT asleep FROM journal_hubs WHERE name = 'h'")
+        return asleep
+
+    await state.after_read(hub_conn, found=False, delivered=0)  # within the linger: still awake
+    assert (state.mode, await flag(), state.poll_s()) == ("awake", False, 0.001)
+    state._rows_at -= 1  # as if the linger had passed
+    await state.after_read(hub_conn, found=False, delivered=0)
+    assert (state.mode, await flag(), state.sleeps, state.poll_s()) == ("asleep", True, 1, None)
+    await state.after_read(hub_conn, found=True, delivered=1)  # one wake-up: stays asleep
+    assert state.mode == "asleep"
+    await state.after_read(hub_conn, found=True, delivered=2)  # another at once: busy
+    assert (state.mode, await flag()) == ("awake", False)
+
+
+async def test_wakefulness_stays_drowsy_while_a_writer_is_in_flight(
+    hub_conn: asyncpg.Connection, writer: asyncpg.Connection
+) -> None:
+    """Drowsy and a floor held: no sleep until a later check finds nothing in flight."""
+    state = Wakefulness("h")
+    await state.start(hub_conn)
+    transaction = writer.transaction()
+    await transaction.start()
+    await writer.fetchval(INSERT)
+    state._rows_at -= 1
+    await state.after_read(hub_conn, found=False, delivered=0)
+    assert state.mode == "drowsy"
+    await transaction.rollback()
+    await state.after_read(hub_conn, found=False, delivered=1)
+    assert (state.mode, state.sleeps) == ("asleep", 1)
+
+
+async def test_0003_applies_while_a_writer_transaction_is_open(empty_db_url: str, migrations_dir: Path) -> None:
+    """0003 replaces functions only: it waits for no writer, and the open transaction's events are delivered."""
+    migrations = load_migrations(migrations_dir)
+    admin, open_writer = [await asyncpg.connect(empty_db_url) for _ in range(2)]
+    try:
+        await apply_migrations(admin, migrations[:2])
+        transaction = open_writer.transaction()
+        await transaction.start()
+        assert await open_writer.fetchval(INSERT) == 1
+        applied = await asyncio.wait_for(apply_migrations(admin, migrations[:3]), 30)
+        assert applied == ["0003_wake.sql"]
+        assert await open_writer.fetchval(INSERT) == 2
+        await transaction.commit()
+        assert await admin.fetchval("SELECT array_agg(id ORDER BY id) FROM events") == [1, 2]
+    finally:
+        await admin.close()
+        await open_writer.close()
+
+
+async def test_a_sleeping_hub_is_woken_by_the_next_commit_and_shows_it_on_metrics(
+    db_url: str, journal_server: StartServer, writer: asyncpg.Connection
+) -> None:
+    """The real hub falls asleep when idle, the next commit notifies and wakes it, and /metrics tells."""
+    async with journal_server(check_interval_s=600) as server:
+        await until_asleep(server.hub)
+        figures = await scrape(server.base)
+        assert figures[("journal_hub_asleep", ())] == 1
+        assert figures[("journal_hub_sleeps_total", ())] >= 1
+        (event_id,) = await write(writer)
+        await until(lambda: asyncio.sleep(0, server.hub.head == event_id), "the hub read the event")
+        figures = await scrape(server.base)
+        assert figures[("journal_notifications_total", ())] >= 1
+    assert await writer.fetchval("SELECT count(*) FROM journal_hubs") == 0  # a clean stop removes its row
+
+
+async def test_a_writer_paused_between_its_floor_and_its_id_keeps_the_hub_from_sleeping(
+    db_url: str, hub_conn: asyncpg.Connection, writer: asyncpg.Connection, listener: Listener
+) -> None:
+    """X has taken its floor and read "awake" but not drawn its id (its nextval waits on a lock held here): the
+    top still equals what the hub delivered, so only X's floor keeps the hub awake; X then commits silently."""
+    blocker = await asyncpg.connect(db_url)
+    try:
+        transaction = blocker.transaction()
+        await transaction.start()
+        # ALTER SEQUENCE holds SHARE ROW EXCLUSIVE on it to commit: nextval waits; reading the top does not.
+        await blocker.execute("ALTER SEQUENCE events_id_seq INCREMENT BY 1")
+        inserting = asyncio.create_task(writer.fetchval(INSERT))
+        await until(
+            lambda: blocker.fetchval(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", writer.get_server_pid()
+            ),
+            "the writer waits for its id",
+        )
+        await set_asleep(hub_conn, "h", True)
+        assert not await may_sleep(hub_conn, 0)  # nothing drawn yet: the floor is all that shows X
+        await transaction.commit()
+        assert await asyncio.wait_for(inserting, 30) == 1
+    finally:
+        await blocker.close()
+    assert await listener.received() == []  # X read "awake": this row wakes nobody
