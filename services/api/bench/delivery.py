@@ -3,7 +3,7 @@ sending the committing INSERT to the raw client receiving the frame, database st
 of writing transactions that sent a NOTIFY.
 
 - Latency: one raw load-generator client (``loadgen.py``, its own process) subscribed live; one writer
-  connection here per 1,000 events/s asked commits one event per autocommit INSERT, together at the rate asked.
+  connection here per 500 events/s asked commits one event per autocommit INSERT, together at the rate asked.
 - Statements: every statement Postgres logged (``log_statement = 'all'`` set on the journal's database before the
   server connected) while the events were written and delivered, less the writer's INSERTs, over the events.
 - NOTIFYs: an extra connection LISTENs on channel ``events`` in the journal's database and counts notifications
@@ -66,8 +66,8 @@ async def deliver(dsn: str, server: Running, token: str, rate: float, count: int
 
     await listener.add_listener("events", on_notify)
     workers = await asyncio.to_thread(Workers, target(server.port, token), 1, 1)
-    # one connection per 1,000 events/s asked: one alone cannot keep 2,000/s on a busy box
-    writers = [await asyncpg.connect(dsn) for _ in range(max(1, math.ceil(rate / 1000)))]
+    # one connection per 500 events/s asked: one alone cannot keep 2,000/s on a busy box
+    writers = [await asyncpg.connect(dsn) for _ in range(max(1, math.ceil(rate / 500)))]
     offset = _log_size(log)
     sent: dict[int, float] = {}
 
