@@ -39,6 +39,7 @@ from servers import BASELINE_SCHEMA
 
 from journal_api.journal.embedded import EmbeddedPostgres
 from journal_api.journal.migrations import apply_migrations, load_migrations
+from journal_api.journal.wake import forget_hub, set_asleep
 
 ROOT = Path(__file__).resolve().parents[3]
 BENCH = Path(__file__).resolve().parent
@@ -264,6 +265,7 @@ async def floor_notify_then_read(dsn: str, count: int, rate: float) -> Latencies
         task.add_done_callback(tasks.discard)
 
     await listener.add_listener("events", notified)
+    await set_asleep(listener, "bench-floor", True)  # writers notify only while a hub may sleep (issue 14)
     samples = []
     try:
         for _ in range(count):
@@ -272,6 +274,7 @@ async def floor_notify_then_read(dsn: str, count: int, rate: float) -> Latencies
             samples.append(await asyncio.wait_for(read.get(), 10) - started)
             await asyncio.sleep(max(0.0, 1 / rate - (time.perf_counter() - started)))
     finally:
+        await forget_hub(listener, "bench-floor")
         await listener.close()
         await writer.close()
     return Latencies(samples)
