@@ -17,7 +17,7 @@ import asyncpg
 from delivery import deliver
 from loadgen import Workers
 from versions import CURRENT, REVISIONS, checked_out, create_journal, serve, target
-from writers import TWINS, Insert, commit_latency, rounds
+from writer_cost import TWINS, Insert, commit_latency, rounds
 
 __all__ = ["PLAN", "measure", "rows"]
 

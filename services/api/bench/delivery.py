@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 from loadgen import Workers
 from versions import Running, target
-from writers import PAYLOAD, CommitLatency
+from writer_cost import PAYLOAD, CommitLatency
 
 __all__ = ["Delivery", "deliver"]
 
