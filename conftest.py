@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -64,20 +65,37 @@ def migrations_dir() -> Path:
     return MIGRATIONS
 
 
+def _postgres_folder() -> tempfile.TemporaryDirectory[str]:
+    """A folder for an embedded server's data, outside pytest's own temporary folder.
+
+    Run as root, the server runs as pgserver's system user, which must be able to reach its data folder whenever
+    pg_ctl starts it. Every pytest run on the machine makes /tmp/pytest-of-<user> private again (its first tmp_path), so
+    a server started later from a data folder in there (a restart, a `journal dev` under test) would be refused."""
+    return tempfile.TemporaryDirectory(prefix="journal-postgres-")
+
+
+@pytest.fixture
+def postgres_data() -> Iterator[Path]:
+    """A data folder (not yet made) for an embedded server of this test's own; deleted after the test."""
+    with _postgres_folder() as folder:
+        yield Path(folder) / "data"
+
+
 @pytest.fixture(scope="session")
-def embedded_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres | None]:
+def embedded_postgres() -> Iterator[EmbeddedPostgres | None]:
     """The embedded server, or None when DATABASE_URL names an external one."""
     if os.environ.get("DATABASE_URL"):
         yield None
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("postgres") / "data", on_stop="delete")
-    try:
-        asyncio.run(_configure_test_server(server.dsn))
-        server.stop_server()
-        server.start_server()
-        yield server
-    finally:
-        server.stop()
+    with _postgres_folder() as folder:
+        server = EmbeddedPostgres(Path(folder) / "data", on_stop="delete")
+        try:
+            asyncio.run(_configure_test_server(server.dsn))
+            server.stop_server()
+            server.start_server()
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -89,9 +89,21 @@ class CliProcess:
                 return match
         raise AssertionError(f"no line matched {pattern!r} in {timeout_s} s; output:\n{''.join(self.lines)}")
 
-    def interrupt(self, timeout_s: float = 60) -> int:
-        """Send Ctrl-C, wait for the exit, keep the rest of the output; return the exit status."""
-        self.process.send_signal(signal.SIGINT)
+    def seen_or_wait_for(self, pattern: str, timeout_s: float = 60) -> re.Match[str]:
+        """As :meth:`wait_for_line`, but a line already read counts too: for lines of two processes sharing the
+        output (a command and its child), which come in either order."""
+        for line in self.lines:
+            if match := re.search(pattern, line):
+                return match
+        return self.wait_for_line(pattern, timeout_s)
+
+    def interrupt(self, timeout_s: float = 60, signum: signal.Signals = signal.SIGINT, *, group: bool = False) -> int:
+        """Send Ctrl-C (or ``signum``; to its whole process group with ``group``, as a terminal or `timeout` do),
+        wait for the exit, keep the rest of the output; return the exit status."""
+        if group:
+            os.killpg(self.process.pid, signum)
+        else:
+            self.process.send_signal(signum)
         rest, _ = self.process.communicate(timeout=timeout_s)
         self.lines.append(rest)
         return self.process.returncode
@@ -99,7 +111,7 @@ class CliProcess:
 
 @contextmanager
 def _run_cli(*args: str, env: dict[str, str], cwd: Path | None = None) -> Iterator[CliProcess]:
-    """Run the installed ``journal`` command with ``args``; kill it if the test leaves it running."""
+    """Run the installed ``journal`` command with ``args``; kill it, and any child it left, when the test ends."""
     command = [str(Path(sys.executable).parent / "journal"), *args]
     process = subprocess.Popen(
         command,
@@ -113,9 +125,10 @@ def _run_cli(*args: str, env: dict[str, str], cwd: Path | None = None) -> Iterat
     try:
         yield CliProcess(process)
     finally:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+        # Even after the command ended: a child left running (the demo publisher of a `journal dev` that died)
+        # would keep the output pipe open, and the test would hang on it instead of failing.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         if process.stdout is not None and not process.stdout.closed:
             process.communicate()
 

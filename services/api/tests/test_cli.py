@@ -11,11 +11,13 @@ import signal
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 import pytest
 import websockets
 
 from journal_api.cli import main
+from journal_api.journal.embedded import EmbeddedPostgres
 
 from .conftest import SHIPPED, TOKEN, Journal
 
@@ -137,11 +139,11 @@ def test_serve_refuses_a_database_without_the_journal(empty_db_url: str, journal
 
 
 async def test_dev_runs_postgres_migrations_demo_and_server(
-    tmp_path: Path, migrations_dir: Path, journal: Journal
+    postgres_data: Path, migrations_dir: Path, journal: Journal
 ) -> None:
     """`journal dev` (what `make run` runs) starts an embedded Postgres, migrates it, starts the demo publisher,
     prints a development token, serves /ws, and stops it all on Ctrl-C."""
-    data = tmp_path / "pg"
+    data = postgres_data
     env = {"DATABASE_URL": "", "JOURNAL_TOKENS": "", "JOURNAL_MIGRATIONS_DIR": str(migrations_dir)}
     with journal("dev", "--port", "0", "--data", str(data), "--demo-rate", "50", env=env) as cli:
         cli.wait_for_line(rf"embedded Postgres running, data in {data}")
@@ -165,36 +167,147 @@ async def test_dev_runs_postgres_migrations_demo_and_server(
     assert any(line.startswith("wrote ") for line in "".join(cli.lines).splitlines())  # the demo stopped cleanly
 
 
-def test_dev_uses_database_url_and_tokens_when_set(db_url: str, migrations_dir: Path, journal: Journal) -> None:
+async def test_dev_uses_database_url_and_tokens_when_set(db_url: str, migrations_dir: Path, journal: Journal) -> None:
     """With DATABASE_URL and JOURNAL_TOKENS set, `journal dev` starts no Postgres and makes no token;
-    --demo-rate 0 starts no publisher."""
+    --demo-rate 0 starts no publisher. Stopped by SIGTERM, it leaves that database alone."""
     env = {"DATABASE_URL": db_url, "JOURNAL_TOKENS": TOKEN}
     args = ("dev", "--port", "0", "--dir", str(migrations_dir), "--demo-rate", "0")
     with journal(*args, env=env) as cli:
         cli.wait_for_line(rf"journal is up to date \({len(SHIPPED)} migrations\)")
         cli.wait_for_line(r"Uvicorn running on")
-        assert cli.interrupt() == 0
+        assert cli.interrupt(signum=signal.SIGTERM) == 0
     output = "".join(cli.lines)
     assert "embedded Postgres" not in output
     assert "development token" not in output
     assert "demo publisher" not in output
+    assert "Finished server process" in output  # uvicorn shut down gracefully
+    conn = await asyncpg.connect(db_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM journal_meta") == 1  # the server still answers
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda stop: stop.name)
+def test_dev_stops_the_postgres_it_started_on_every_stop_signal(
+    postgres_data: Path, migrations_dir: Path, journal: Journal, stop: signal.Signals
+) -> None:
+    """Ctrl-C, SIGTERM (`kill`, `timeout`, systemd) and SIGHUP (a closed terminal) all stop `journal dev` the same
+    way: uvicorn shuts down, the demo publisher reports, the embedded Postgres it started is gone, status 0."""
+    data = postgres_data
+    env = {"DATABASE_URL": "", "JOURNAL_TOKENS": TOKEN, "JOURNAL_MIGRATIONS_DIR": str(migrations_dir)}
+    with journal("dev", "--port", "0", "--data", str(data), "--demo-rate", "50", env=env) as cli:
+        cli.wait_for_line(rf"embedded Postgres running, data in {data}")
+        cli.wait_for_line(r"Uvicorn running on")
+        cli.seen_or_wait_for(r"writing about 50 events/s")  # the publisher is up: stopping it makes it report
+        postmaster = _postmaster_pid(data)
+        assert _alive(postmaster)
+        assert (data / "owner.pid").read_text() == f"{cli.process.pid}\n"
+        assert cli.interrupt(signum=stop) == 0
+    assert not _alive(postmaster)
+    assert not (data / "postmaster.pid").exists()
+    assert not (data / "owner.pid").exists()
+    assert (data / "PG_VERSION").exists()  # the data is kept for next time
+    output = "".join(cli.lines)
+    assert "Finished server process" in output
+    # the demo publisher stopped cleanly (and is gone: its end of the output pipe is closed)
+    assert any(line.startswith("wrote ") for line in output.splitlines())
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=lambda stop: stop.name)
+def test_dev_stopped_with_its_process_group_shuts_down_cleanly(
+    postgres_data: Path, migrations_dir: Path, journal: Journal, stop: signal.Signals
+) -> None:
+    """`timeout` and a closed terminal signal the whole process group, the demo publisher too: the server still
+    shuts down gracefully, and the embedded Postgres it started is gone."""
+    data = postgres_data
+    env = {"DATABASE_URL": "", "JOURNAL_TOKENS": TOKEN, "JOURNAL_MIGRATIONS_DIR": str(migrations_dir)}
+    with journal("dev", "--port", "0", "--data", str(data), "--demo-rate", "50", env=env) as cli:
+        cli.wait_for_line(r"Uvicorn running on")
+        cli.seen_or_wait_for(r"writing about 50 events/s")
+        postmaster = _postmaster_pid(data)
+        assert cli.interrupt(signum=stop, group=True) == 0
+    assert not _alive(postmaster)
+    output = "".join(cli.lines)
+    assert "Application shutdown complete." in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("stop", "recorded"),
+    [(signal.SIGINT, True), (signal.SIGTERM, True), (signal.SIGHUP, True), (signal.SIGTERM, False)],
+    ids=["SIGINT", "SIGTERM", "SIGHUP", "SIGTERM-started-by-something-else"],
+)
+async def test_dev_leaves_running_a_postgres_another_process_started(
+    postgres_data: Path, migrations_dir: Path, journal: Journal, stop: signal.Signals, recorded: bool
+) -> None:
+    """A server already running in the data folder for a live process (here: this test), or with no owner.pid at
+    all, is used, and whatever stops `journal dev`, it keeps running for the process that started it."""
+    data = postgres_data
+    server = EmbeddedPostgres(data, on_stop="delete")
+    try:
+        if not recorded:
+            (data / "owner.pid").unlink()
+        postmaster = _postmaster_pid(data)
+        env = {"DATABASE_URL": "", "JOURNAL_TOKENS": TOKEN, "JOURNAL_MIGRATIONS_DIR": str(migrations_dir)}
+        with journal("dev", "--port", "0", "--data", str(data), "--demo-rate", "0", env=env) as cli:
+            cli.wait_for_line(
+                rf"^embedded Postgres already running in {data}, started by another process: "
+                r"using it, and leaving it running$"
+            )
+            cli.wait_for_line(r"applied \d+ migration\(s\)")  # however many are shipped
+            cli.wait_for_line(r"Uvicorn running on")
+            assert cli.interrupt(signum=stop) == 0
+        assert "Finished server process" in "".join(cli.lines)
+        assert _alive(postmaster)
+        assert (data / "owner.pid").exists() == recorded  # `journal dev` did not claim it
+        if recorded:
+            assert (data / "owner.pid").read_text() == f"{os.getpid()}\n"
+        conn = await asyncpg.connect(server.dsn)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM journal_meta") == 1  # and it still answers
+        finally:
+            await conn.close()
+    finally:
+        server.stop()
+    assert not _alive(postmaster)  # its starter stops it
 
 
 def test_dev_killed_outright_does_not_leave_postgres_running_for_good(
-    tmp_path: Path, migrations_dir: Path, journal: Journal
+    postgres_data: Path, migrations_dir: Path, journal: Journal
 ) -> None:
     """A `journal dev` killed with SIGKILL cannot stop its Postgres; the next one reuses it and stops it on exit."""
-    data = tmp_path / "pg"
+    data = postgres_data
     env = {"DATABASE_URL": "", "JOURNAL_TOKENS": TOKEN, "JOURNAL_MIGRATIONS_DIR": str(migrations_dir)}
     args = ("dev", "--port", "0", "--data", str(data), "--demo-rate", "0")
     with journal(*args, env=env) as first:
         first.wait_for_line(r"Uvicorn running on")
         os.killpg(first.process.pid, signal.SIGKILL)
         first.process.wait()
-    assert (data / "postmaster.pid").exists()  # orphaned, still running
+    postmaster = _postmaster_pid(data)
+    assert _alive(postmaster)  # orphaned, still running
     with journal(*args, env=env) as second:
+        second.wait_for_line(
+            rf"^embedded Postgres left running in {data} by a process that is gone: this run will stop it$"
+        )
         second.wait_for_line(r"journal is up to date")
         second.wait_for_line(r"Uvicorn running on")
-        assert second.interrupt() == 0
+        assert (data / "owner.pid").read_text() == f"{second.process.pid}\n"
+        assert second.interrupt(signum=signal.SIGTERM) == 0
+    assert not _alive(postmaster)
     assert not (data / "postmaster.pid").exists()
     assert "Failed" not in "".join(second.lines)
+
+
+def _postmaster_pid(data: Path) -> int:
+    """The process id of the Postgres server running in the data folder ``data`` (postmaster.pid's first line)."""
+    return int((data / "postmaster.pid").read_text().splitlines()[0])
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs: it exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"  # the state follows the command name, which may hold spaces

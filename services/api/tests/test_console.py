@@ -55,8 +55,9 @@ def chromium() -> str:
     path = shutil.which("chromium")
     if path is None:
         pytest.fail(
-            "chromium is not installed: the console's tests need Debian's chromium; install it with "
-            "`sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium` (.ci/run does this)",
+            "chromium is not installed: the console's tests need Debian's chromium; `make test` installs it "
+            "(as root or with passwordless sudo), or run "
+            "`sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium`",
             pytrace=False,
         )
     return path

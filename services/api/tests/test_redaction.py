@@ -6,7 +6,9 @@ import copy
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from journal_api.journal.models import EventFilter
 from journal_api.journal.redaction import REDACTED, is_sensitive_key, looks_secret, redact, redact_text
 
 JWT = (
@@ -87,26 +89,30 @@ def test_sensitive_values_are_replaced_at_any_depth_and_in_lists() -> None:
 
 
 @pytest.mark.parametrize(
-    "value",
+    ("value", "expected"),
     [
-        "Bearer abc.def-123_~+/=",
-        "bearer    s3cr3t-v4lue",
-        "header was: Authorization: BEARER xyz12345",
-        JWT,
-        f"jwt={JWT};",
-        "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.",  # alg none: empty signature
+        ("Bearer abc.def-123_~+/=", REDACTED),
+        ("bearer    s3cr3t-v4lue", REDACTED),
+        ("header was: Authorization: BEARER xyz12345", f"header was: Authorization: {REDACTED}"),
+        (JWT, REDACTED),
+        (f"jwt={JWT};", f"jwt={REDACTED};"),
+        ("eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.", REDACTED),  # alg none: empty signature
         # inside URLs and identifiers: no word boundary is needed
-        "Bearer%20abcdefghij",
-        "auth_Bearer abcdefghijk",
-        f"https://x.test/cb?id_token%3D{JWT}",
-        f"token_{JWT}",
-        *[f"-----BEGIN {kind}PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END {kind}PRIVATE KEY-----" for kind in PEM_KINDS],
+        ("Bearer%20abcdefghij", REDACTED),
+        ("auth_Bearer abcdefghijk", f"auth_{REDACTED}"),
+        (f"https://x.test/cb?id_token%3D{JWT}", f"https://x.test/cb?id_token%{REDACTED}"),
+        (f"token_{JWT}", REDACTED),  # glued to the token: one run of token characters, all masked
+        *[
+            (f"-----BEGIN {kind}PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END {kind}PRIVATE KEY-----", REDACTED)
+            for kind in PEM_KINDS
+        ],
     ],
 )
-def test_secret_looking_values_are_replaced_whole_under_any_key(value: str) -> None:
-    """Bearer tokens, JWTs and PEM private keys are hidden under innocent keys and inside lists."""
+def test_secret_looking_values_are_masked_under_any_key(value: str, expected: str) -> None:
+    """Bearer tokens, JWTs and PEM private keys are hidden under innocent keys and inside lists; the words around
+    them stay."""
     assert looks_secret(value)
-    assert redact({"note": value, "list": [value, "ok"]}) == {"note": REDACTED, "list": [REDACTED, "ok"]}
+    assert redact({"note": value, "list": [value, "ok"]}) == {"note": expected, "list": [expected, "ok"]}
 
 
 @pytest.mark.parametrize(
@@ -120,6 +126,10 @@ def test_secret_looking_values_are_replaced_whole_under_any_key(value: str) -> N
         "-----BEGIN CERTIFICATE-----",
         "BTC-USD",
         "",
+        "Basic abcdefghi",  # not base64 at all
+        "the basic version 123456",  # decodes, but to no user:password
+        "the engine will retry after the next funding interval",  # a run of words, few from the BIP-39 list
+        "abandon ability able about above absent absorb abstract absurd abuse access",  # eleven: no mnemonic
     ],
 )
 def test_ordinary_values_are_kept(value: str) -> None:
@@ -148,3 +158,36 @@ def test_redact_text_handles_none_and_plain_text() -> None:
 def test_a_key_that_looks_like_a_secret_is_replaced() -> None:
     """A secret used as a key is hidden like a secret used as a value."""
     assert redact({JWT: 1, "ok": {"Bearer abcdefghij": 2}}) == {REDACTED: 1, "ok": {REDACTED: 2}}
+
+
+def test_a_uuid_trade_id_is_shown_and_a_uuid_symbol_is_masked() -> None:
+    """The column's name is the context: trade_id names an id, symbol does not (ambiguous shapes policy)."""
+    uuid = "3f2a1b4c-1111-4222-8333-444455556666"
+    assert redact_text(uuid, path="trade_id") == uuid
+    assert redact_text(uuid, path="symbol") == REDACTED
+    assert EventFilter(trade_ids=[uuid]).trade_ids == [uuid]
+    with pytest.raises(ValidationError, match="may not look like a secret"):
+        EventFilter(symbols=[uuid])
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"tx_hash": f"0x{'ab' * 32}"}, {"tx_hash": f"0x{'ab' * 32}"}),
+        ({"blockHash": "ab" * 32}, {"blockHash": "ab" * 32}),
+        ({"note": f"0x{'ab' * 32}"}, {"note": REDACTED}),
+        ({"note": f"tx 0x{'ab' * 32} confirmed"}, {"note": f"tx 0x{'ab' * 32} confirmed"}),
+        ({"note": f"loaded wallet 0x{'ab' * 32}"}, {"note": f"loaded wallet {REDACTED}"}),
+        ({"valid": f"0x{'ab' * 32}"}, {"valid": REDACTED}),  # ends with "id" but names no id
+        ({"orderid": "3f2a1b4c-1111-4222-8333-444455556666"}, {"orderid": "3f2a1b4c-1111-4222-8333-444455556666"}),
+        ({"ids": ["3f2a1b4c-1111-4222-8333-444455556666"]}, {"ids": ["3f2a1b4c-1111-4222-8333-444455556666"]}),
+        ({"order_id": f"ghp_{'aB3' * 12}"}, {"order_id": REDACTED}),  # an unambiguous token, whatever the key
+        ({"to": f"0x{'ab' * 32}"}, {"to": f"0x{'ab' * 32}"}),  # a key naming an account
+        ({"note": f"sent to 0x{'ab' * 32}"}, {"note": f"sent to {REDACTED}"}),  # ...says nothing in free text
+    ],
+)
+def test_ambiguous_shapes_are_decided_by_their_key_or_the_word_before(
+    payload: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    """Shown under an id/hash/address key or after such a word; masked in free text and under other keys."""
+    assert redact(payload) == expected

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from journal_api.journal.migrations import apply_migrations, load_migrations
+from journal_api.journal.wake import register_hub, set_asleep
 
 INSERT = "INSERT INTO events (type, level, symbol, trade_id, payload) VALUES ($1, $2, $3, $4, $5::jsonb)"
 
@@ -103,12 +104,16 @@ async def test_journal_is_append_only(conn: asyncpg.Connection, statement: str, 
     assert await conn.fetchval("SELECT level FROM events") == "info"
 
 
-async def test_notification_carries_the_id_only_at_commit(conn: asyncpg.Connection, db_url: str) -> None:
-    """NOTIFY events sends the new id as text, and only when the transaction commits."""
+async def test_notification_carries_the_first_id_only_at_commit_while_a_hub_sleeps(
+    conn: asyncpg.Connection, db_url: str
+) -> None:
+    """With a hub asleep, NOTIFY events sends a transaction's first id as text, once, and only when it commits."""
     received: asyncio.Queue[str] = asyncio.Queue()
     listener = await asyncpg.connect(db_url)
     try:
         await listener.add_listener("events", lambda *args: received.put_nowait(args[3]))
+        await register_hub(listener, "sleeper")
+        await set_asleep(listener, "sleeper", True)
         async with conn.transaction():
             await conn.execute("INSERT INTO events (type, payload) VALUES ('order.submitted', '{\"password\": \"x\"}')")
             await conn.execute("INSERT INTO events (type) VALUES ('order.acknowledged')")
@@ -117,9 +122,9 @@ async def test_notification_carries_the_id_only_at_commit(conn: asyncpg.Connecti
         await conn.execute("INSERT INTO events (type) VALUES ('order.rejected')")
         await rolled_back.rollback()
         await conn.execute("INSERT INTO events (type) VALUES ('trade.filled')")
-        got = [await asyncio.wait_for(received.get(), 10) for _ in range(3)]
-        assert got == ["1", "2", "4"]
-        # The rolled-back insert notified nobody: a round trip on the listener delivers anything still pending.
+        got = [await asyncio.wait_for(received.get(), 10) for _ in range(2)]
+        assert got == ["1", "4"]
+        # Nothing else: a round trip on the listener delivers anything still pending.
         await listener.execute("SELECT 1")
         assert received.empty()
     finally:

@@ -13,7 +13,7 @@ import pytest
 
 from journal_api.journal.migrations import apply_migrations, load_migrations
 from journal_api.journal.wake import forget_hub, may_sleep, register_hub, set_asleep
-from journal_api.stream.wakefulness import Wakefulness
+from journal_api.stream.wakefulness import BUSY_NOTIFICATIONS, Wakefulness
 
 from .conftest import StartServer, until_asleep, write
 from .test_operations import scrape
@@ -201,7 +201,7 @@ async def test_may_sleep_is_refused_outside_read_committed(hub_conn: asyncpg.Con
 
 async def test_wakefulness_sleeps_after_a_quiet_spell_and_wakes_when_busy(hub_conn: asyncpg.Connection) -> None:
     """Awake until reads have found nothing for the linger, then drowsy and (nothing in flight) asleep; asleep,
-    two reads that find events within BUSY_S wake it, and its row says so each time."""
+    BUSY_NOTIFICATIONS NOTIFYs within BUSY_S wake it for good, and its row says so each time."""
     state = Wakefulness("h")
     await state.start(hub_conn)
 
@@ -214,9 +214,12 @@ async def test_wakefulness_sleeps_after_a_quiet_spell_and_wakes_when_busy(hub_co
     state._rows_at -= 1  # as if the linger had passed
     await state.after_read(hub_conn, found=False, delivered=0)
     assert (state.mode, await flag(), state.sleeps, state.poll_s()) == ("asleep", True, 1, None)
-    await state.after_read(hub_conn, found=True, delivered=1)  # one wake-up: stays asleep
+    for _ in range(BUSY_NOTIFICATIONS - 1):
+        state.notified()
+    await state.after_read(hub_conn, found=True, delivered=1)  # a few wake-ups: stays asleep
     assert state.mode == "asleep"
-    await state.after_read(hub_conn, found=True, delivered=2)  # another at once: busy
+    state.notified()  # BUSY_NOTIFICATIONS within BUSY_S: busy
+    await state.after_read(hub_conn, found=True, delivered=2)
     assert (state.mode, await flag()) == ("awake", False)
 
 

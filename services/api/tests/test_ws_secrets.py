@@ -51,7 +51,7 @@ async def test_secrets_written_by_plain_sql_appear_in_no_frame_and_no_log(
         assert event["payload"] == {
             "order": {"venue": {"API_KEY": "[REDACTED]", "auth": {"Password": "[REDACTED]"}}},
             "legs": [{"refresh-token": "[REDACTED]"}, "[REDACTED]", ["[REDACTED]"]],
-            "note": "[REDACTED]",
+            "note": "Authorization: [REDACTED]",  # only the secret part is masked
             "qty": 3,
         }
     # Everything the server side logged (uvicorn, Starlette, asyncpg, the journal), at every level; the test's own
@@ -66,3 +66,12 @@ async def test_secrets_written_by_plain_sql_appear_in_no_frame_and_no_log(
     for secret in [*SECRETS, TOKEN]:
         assert all(secret not in frame for frame in frames)
         assert secret not in logged
+    # The hub read the live event once and said where its writer leaks: one line per rule, never the value.
+    leaks = [getattr(r, FIELDS) for r in server_records if r.name == "journal_api.leaks"]
+    live_id = json.loads(str(live))["event"]["id"]
+    assert sorted((leak["rule"], leak["path"]) for leak in leaks) == [
+        ("authorization-bearer", "symbol"),
+        ("jwt", "payload.legs[1]"),
+        ("private-key", "payload.legs[2][0]"),
+    ]
+    assert {(leak["event_id"], leak["type"], leak["unlogged"]) for leak in leaks} == {(live_id, "order.submitted", 0)}

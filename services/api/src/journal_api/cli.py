@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any, get_args
 
 import asyncpg
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 
 from journal_api.client import ClientError
 from journal_api.client.tail import Tail
-from journal_api.journal.embedded import EmbeddedPostgres
+from journal_api.journal.embedded import EmbeddedPostgres, Origin
 from journal_api.journal.migrations import MigrationError, apply_migrations, load_migrations
 from journal_api.journal.models import Channel, Level
 from journal_api.stream.app import create_app, server_config, tune_gc
@@ -121,14 +122,31 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     uvicorn.Server(config).run()
 
 
+# What `journal dev` says about the embedded Postgres it found or started, by EmbeddedPostgres.origin.
+_ORIGIN_LINES: dict[Origin, str] = {
+    "started": "embedded Postgres running, data in {data}",
+    "adopted": "embedded Postgres left running in {data} by a process that is gone: this run will stop it",
+    "shared": (
+        "embedded Postgres already running in {data}, started by another process: using it, and leaving it running"
+    ),
+}
+
+
 def _dev(args: argparse.Namespace) -> None:
     """Everything on this machine: embedded Postgres, migrations, the demo publisher and the server."""
+    # A process manager or `timeout` stops it with SIGTERM and a closed terminal with SIGHUP, where Python's default
+    # would end the process at once and leave Postgres and the publisher running. Both take Ctrl-C's path (uvicorn's
+    # graceful shutdown, then the `finally` below). They often come twice, to the process group and again from
+    # `uv run`, which forwards them: SIGHUP is made SIGTERM, which uvicorn shuts down on however often it comes
+    # (a second Ctrl-C would cut its shutdown short).
+    signal.signal(signal.SIGTERM, _as_ctrl_c)
+    signal.signal(signal.SIGHUP, _as_sigterm)
     embedded = None
     dsn = os.environ.get("DATABASE_URL")
     if not dsn:
         embedded = EmbeddedPostgres(args.data)
         dsn = embedded.dsn
-        print(f"embedded Postgres running, data in {args.data}", flush=True)
+        print(_ORIGIN_LINES[embedded.origin].format(data=args.data), flush=True)
     demo = None
     try:
         _migrate(dsn, args.dir)
@@ -142,13 +160,25 @@ def _dev(args: argparse.Namespace) -> None:
         print(f"serving ws://{args.host}:{args.port}/ws (Ctrl-C to stop)", flush=True)
         _serve(settings, args.host, args.port)
     finally:
-        # A second Ctrl-C must not cut the clean-up short and leave Postgres or the publisher running.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # A second signal must not cut the clean-up short and leave Postgres or the publisher running.
+        for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(stop_signal, signal.SIG_IGN)
         if demo is not None:
             demo.send_signal(signal.SIGINT)  # as Ctrl-C would: it reports what it wrote and exits
             demo.wait()
         if embedded is not None:
             embedded.stop()
+
+
+def _as_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Handle SIGHUP as SIGTERM."""
+    signal.raise_signal(signal.SIGTERM)
+
+
+def _as_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    """Handle SIGTERM as Ctrl-C. While uvicorn serves, SIGTERM is uvicorn's: it shuts down gracefully and raises
+    SIGTERM again on its way out, which lands here; SIGINT then raises KeyboardInterrupt."""
+    signal.raise_signal(signal.SIGINT)
 
 
 def _start_demo(dsn: str, rate: float) -> subprocess.Popen[bytes]:

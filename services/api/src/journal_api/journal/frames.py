@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import asyncpg
 import orjson
 
+from journal_api.journal.leaks import OnLeak
 from journal_api.journal.models import MAX_READ_DEPTH, Channel, channel_of, decode_payload
-from journal_api.journal.redaction import may_hold_secrets, redact, redact_text
+from journal_api.journal.redaction import OnMask, may_hold_secrets, redact, redact_text
 
 __all__ = ["Frame", "frame_from_row", "text_frame"]
 
@@ -54,11 +56,14 @@ def text_frame(payload: bytes) -> bytes:
     return bytes((0x81, 127)) + size.to_bytes(8, "big") + payload
 
 
-def frame_from_row(row: asyncpg.Record) -> Frame:
-    """The frame of a row read with the repository's columns, redacted as every read is."""
+def frame_from_row(row: asyncpg.Record, on_leak: OnLeak | None = None) -> Frame:
+    """The frame of a row read with the repository's columns, redacted as every read is; ``on_leak`` is told of
+    each value-shape mask (the hub counts them once per event, docs/20_EVENT_JOURNAL.md#redaction)."""
     identifier = row["id"]
     text = str(identifier)
-    symbol, trade_id = redact_text(row["symbol"]), redact_text(row["trade_id"])
+    on_mask = None if on_leak is None else partial(on_leak, identifier, row["type"])
+    symbol = redact_text(row["symbol"], on_mask=on_mask, path="symbol")
+    trade_id = redact_text(row["trade_id"], on_mask=on_mask, path="trade_id")
     body = orjson.dumps(
         {
             "op": "event",
@@ -72,19 +77,19 @@ def frame_from_row(row: asyncpg.Record) -> Frame:
                 "public_safe": row["public_safe"],
                 "symbol": symbol,
                 "trade_id": trade_id,
-                "payload": _payload(row["payload"]),
+                "payload": _payload(row["payload"], on_mask),
             },
         }
     )
     return Frame(identifier, row["type"], row["level"], symbol, trade_id, text_frame(body))
 
 
-def _payload(text: str) -> Any:
+def _payload(text: str, on_mask: OnMask | None) -> Any:
     """The payload for the frame: its stored text when that is safe to copy, else the decoded, redacted value."""
     if (
         may_hold_secrets(text)
         or _LONG_NUMBER.search(text)
         or text.count("{") + text.count("[") > MAX_READ_DEPTH  # more brackets than that could nest too deep
     ):
-        return redact(decode_payload(text))
+        return redact(decode_payload(text), on_mask=on_mask, path="payload")
     return orjson.Fragment(text)

@@ -21,11 +21,12 @@ from pydantic import (
     JsonValue,
     PrivateAttr,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from journal_api.journal.redaction import looks_secret, redact, redact_text
+from journal_api.journal.redaction import OnMask, looks_secret, redact, redact_text
 
 __all__ = [
     "LEVELS",
@@ -33,6 +34,7 @@ __all__ = [
     "MAX_ID",
     "MAX_PAYLOAD_BYTES",
     "MAX_READ_DEPTH",
+    "ON_MASK",
     "Channel",
     "Event",
     "EventFilter",
@@ -165,6 +167,15 @@ class Event(BaseModel):
         return channel_of(self.type)
 
 
+ON_MASK = "on_mask"
+"""The validation context key under which :class:`NewEvent` finds whom to tell of each value-shape mask."""
+
+
+def _on_mask(info: ValidationInfo) -> OnMask | None:
+    on_mask: OnMask | None = (info.context or {}).get(ON_MASK)
+    return on_mask
+
+
 class NewEvent(BaseModel):
     """An event about to be appended: validated, then redacted."""
 
@@ -180,14 +191,14 @@ class NewEvent(BaseModel):
 
     @field_validator("payload", mode="after")
     @classmethod
-    def _redact_payload(cls, payload: JsonObject) -> JsonObject:
-        redacted: JsonObject = redact(payload)
+    def _redact_payload(cls, payload: JsonObject, info: ValidationInfo) -> JsonObject:
+        redacted: JsonObject = redact(payload, on_mask=_on_mask(info), path="payload")
         return redacted
 
     @field_validator("symbol", "trade_id", mode="after")
     @classmethod
-    def _redact_label(cls, label: str | None) -> str | None:
-        return redact_text(label)
+    def _redact_label(cls, label: str | None, info: ValidationInfo) -> str | None:
+        return redact_text(label, on_mask=_on_mask(info), path=info.field_name or "")
 
     _payload_text: str = PrivateAttr(default="")
 
@@ -236,10 +247,15 @@ class EventFilter(BaseModel):
 
     @field_validator("symbols", "trade_ids", mode="after")
     @classmethod
-    def _no_secret_values(cls, labels: list[str] | None) -> list[str] | None:
-        # Stored secrets read back as REDACTED; a filter on one would let a client probe for it.
-        if labels is not None and any(looks_secret(label) for label in labels):
-            raise ValueError("a filter value may not look like a secret (bearer token, JWT or private key)")
+    def _no_secret_values(cls, labels: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        # Stored secrets read back as REDACTED; a filter on one would let a client probe for it. The column's name
+        # is the context (a UUID is a trade id's usual shape, not a secret there).
+        column = "trade_id" if info.field_name == "trade_ids" else "symbol"
+        if labels is not None and any(looks_secret(label, key=column) for label in labels):
+            raise ValueError(
+                "a filter value may not look like a secret (a token, key, credential, JWT or private key): "
+                "filter on the event's other fields"
+            )
         return labels
 
     def matches(self, event: Routable) -> bool:

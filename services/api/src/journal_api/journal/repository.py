@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import asyncpg
 
 from journal_api.journal.frames import Frame, frame_from_row
+from journal_api.journal.leaks import LeakLog, OnLeak
 from journal_api.journal.models import (
     LEVELS,
     MAX_ID,
+    ON_MASK,
     Event,
     EventFilter,
     JsonObject,
@@ -19,7 +22,7 @@ from journal_api.journal.models import (
     Page,
     decode_payload,
 )
-from journal_api.journal.redaction import redact, redact_text
+from journal_api.journal.redaction import Mask, redact, redact_text
 
 __all__ = [
     "MAX_LIMIT",
@@ -35,6 +38,9 @@ __all__ = [
 
 MAX_LIMIT = 1000
 
+# The write path's leak log, one per writing process (append_event is a function, not a resource with an owner).
+_WRITE_LEAKS = LeakLog()
+
 
 @dataclass(frozen=True, slots=True)
 class FramePage:
@@ -48,10 +54,10 @@ class FramePage:
     top: int | None = None
     oldest_floor: int | None = None
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self, on_leak: OnLeak | None = None) -> Iterator[Frame]:
         """The events' frames, each built when it is taken: a long page need not stop everything else while it is
-        built whole."""
-        return map(frame_from_row, self.rows)
+        built whole. ``on_leak`` is told of each value-shape mask."""
+        return map(partial(frame_from_row, on_leak=on_leak), self.rows)
 
 
 Database = asyncpg.Connection | asyncpg.Pool
@@ -91,8 +97,8 @@ def event_from_row(row: asyncpg.Record) -> Event:
         type=row["type"],
         level=row["level"],
         public_safe=row["public_safe"],
-        symbol=redact_text(row["symbol"]),
-        trade_id=redact_text(row["trade_id"]),
+        symbol=redact_text(row["symbol"], path="symbol"),
+        trade_id=redact_text(row["trade_id"], path="trade_id"),
         payload=redact(decode_payload(row["payload"])),
     )
 
@@ -109,9 +115,22 @@ async def append_event(
 ) -> Event:
     """Validate, redact and append one event; return it as stored. Raises ``ValidationError`` and writes nothing
     when an argument breaks the journal's rules."""
-    new = NewEvent(type=type, payload=payload, level=level, public_safe=public_safe, symbol=symbol, trade_id=trade_id)
+    masks: list[Mask] = []
+    new = NewEvent.model_validate(
+        {
+            "type": type,
+            "payload": payload,
+            "level": level,
+            "public_safe": public_safe,
+            "symbol": symbol,
+            "trade_id": trade_id,
+        },
+        context={ON_MASK: masks.append},
+    )
     row = await db.fetchrow(_INSERT, new.type, new.level, new.public_safe, new.symbol, new.trade_id, new.payload_text())
     assert row is not None  # INSERT ... RETURNING always returns the row it inserted
+    for mask in masks:  # logged in the writer's process: the stored row holds only the marker
+        _WRITE_LEAKS(row["id"], new.type, mask)
     return event_from_row(row)
 
 

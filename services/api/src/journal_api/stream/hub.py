@@ -219,6 +219,7 @@ class Hub:
     def _on_notify(self, *_: object) -> None:
         # Never trusted as data (the table is): only a wake-up. Callbacks must not block.
         self.notifications += 1
+        self.wakefulness.notified()
         if self._notified_at is None:
             self._notified_at = asyncio.get_running_loop().time()
         self._wake.set()
@@ -298,7 +299,7 @@ class Hub:
                 )
                 self._reset(self.epoch, page.head)
                 continue
-            frames = list(page.frames())  # all or nothing
+            frames = list(page.frames(getattr(self._metrics, "leaks", None)))  # all or nothing; masks counted here
             old_head, self.head = self.head, max(self.head, page.cursor)  # the horizon may move back: never we
             self._rows.extend(frames)
             self._evict()

@@ -15,6 +15,8 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from journal_api.journal.leaks import LeakLog
+
 __all__ = ["LAG_BUCKETS_S", "Metrics", "Watched"]
 
 LAG_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -73,6 +75,7 @@ class Metrics:
         self.frames_sent = 0
         self.replayed_rows = 0
         self.closes: Counter[int | str] = Counter()  # by close code, or "other"
+        self.leaks = LeakLog()  # the hub tells it of masks once per event (docs/20_EVENT_JOURNAL.md#redaction)
         self.sessions: set[Watched] = set()
         self.hub: _Hub | None = None
         self._lag_counts = [0] * (len(LAG_BUCKETS_S) + 1)
@@ -147,6 +150,12 @@ class Metrics:
         for code, count in sorted(self.closes.items(), key=str):
             closes.add_metric([str(code)], count)
         yield closes
+        redactions = CounterMetricFamily(
+            "journal_redactions", "Secrets masked by shape in events the hub read, by rule.", labels=["rule"]
+        )
+        for rule, count in sorted(self.leaks.counts.items()):
+            redactions.add_metric([rule], count)
+        yield redactions
         cumulative, buckets = 0, []
         for bound, count in zip((*LAG_BUCKETS_S, float("inf")), self._lag_counts, strict=True):
             cumulative += count

@@ -9,22 +9,25 @@ which it should be; the statements are in :mod:`journal_api.journal.wake`.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Literal
 
 import asyncpg
 
 from journal_api.journal.wake import may_sleep, register_hub, set_asleep
 
-__all__ = ["AWAKE_POLL_S", "BUSY_S", "LINGER_S", "Mode", "Wakefulness"]
+__all__ = ["AWAKE_POLL_S", "BUSY_NOTIFICATIONS", "BUSY_S", "LINGER_S", "Mode", "Wakefulness"]
 
 AWAKE_POLL_S = 0.001
 """Awake (writers do not notify), the hub reads the table this often."""
 LINGER_S = 0.02
 """Awake, the hub tries to sleep after reads have found nothing for this long (not after every empty read: at
 2,000 transactions/s that would flap hundreds of times a second)."""
-BUSY_S = 0.002
-"""Asleep, two wake-ups that find events this close together mean the stream is busy: the hub wakes up for good,
-so that writers stop paying for NOTIFY."""
+BUSY_NOTIFICATIONS = 8
+BUSY_S = 0.01
+"""Asleep, :data:`BUSY_NOTIFICATIONS` NOTIFYs within this long (800 notifying transactions a second) mean the
+stream is busy: the hub wakes up for good, so that writers stop paying for NOTIFY. Counted from the NOTIFYs'
+arrival, not from reads, so a hub slowed by its machine does not take a busy stream for a quiet one."""
 
 Mode = Literal["awake", "drowsy", "asleep"]
 
@@ -42,6 +45,7 @@ class Wakefulness:
         self.mode: Mode = "awake"
         self.sleeps = 0
         self._rows_at = 0.0  # loop time of the last read that found events
+        self._notified: deque[float] = deque(maxlen=BUSY_NOTIFICATIONS)  # arrival of the latest NOTIFYs
 
     async def start(self, conn: asyncpg.Connection) -> None:
         """Register (again) on a new connection, awake: a crash may have emptied the table, and a hub that has just
@@ -49,6 +53,10 @@ class Wakefulness:
         await register_hub(conn, self.name)
         self.mode = "awake"
         self._rows_at = asyncio.get_running_loop().time()
+
+    def notified(self) -> None:
+        """A NOTIFY arrived (called from the listener's callback: records the time, nothing else)."""
+        self._notified.append(asyncio.get_running_loop().time())
 
     def poll_s(self) -> float | None:
         """How long the hub may wait for a NOTIFY before it reads anyway (``None``: as long as it takes; the
@@ -59,7 +67,7 @@ class Wakefulness:
         """Change state after a read that was not held back: wake up when busy, go to sleep after a quiet spell."""
         now = asyncio.get_running_loop().time()
         if found:
-            if self.mode == "asleep" and now - self._rows_at < BUSY_S:
+            if self.mode == "asleep" and self._busy(now):
                 await set_asleep(conn, self.name, False)
                 self.mode = "awake"
             self._rows_at = now
@@ -72,3 +80,6 @@ class Wakefulness:
         if self.mode == "drowsy" and await may_sleep(conn, delivered):
             self.mode = "asleep"
             self.sleeps += 1
+
+    def _busy(self, now: float) -> bool:
+        return len(self._notified) == BUSY_NOTIFICATIONS and now - self._notified[0] < BUSY_S
