@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import asyncpg
+from compare import measure as measure_compare
 from fanout import fan_out, floor_fan_out, memory_per_connection
 from figures import Figures, Plan
 from harness import baseline, create_database, database_dsn, ours, running, start_baseline, start_ours
@@ -112,6 +113,8 @@ async def measure(server_url: str, plan: Plan, log: Path | None, work: Path) -> 
             figures.set(
                 f"inserts_{n}", journal / plain, f"{journal / plain:.2f} ({journal:,.0f} vs {plain:,.0f} rows/s)"
             )
+
+        await measure_compare(admin, server_url, plan, log, work, names, figures.set)
 
         print("missed events", flush=True)
         for name, starter, db, resume in (

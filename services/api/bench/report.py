@@ -7,6 +7,7 @@ import platform
 import time
 from pathlib import Path
 
+from compare import rows as compare_rows
 from figures import Figures, Plan
 from redaction_cost import redaction_rows
 
@@ -129,6 +130,7 @@ def report(f: Figures, plan: Plan, command: str) -> str:
         ("baseline, same (reconnect; it has no cursor)", "report", t["missed_base"], ""),
     ]
     rows += redaction_rows()
+    rows += compare_rows(v, t, plan)
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     return f"""{BEGIN}
 Machine: {machine()}. Servers, load generator and Postgres share it.
