@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
@@ -15,9 +16,12 @@ from journal_api.journal.migrations import apply_migrations, load_migrations
 from journal_api.journal.wake import forget_hub, may_sleep, register_hub, set_asleep
 from journal_api.stream.wakefulness import BUSY_NOTIFICATIONS, Wakefulness
 
-from .conftest import StartServer, until_asleep, write
+from .conftest import Connect, StartServer, until_asleep, write
 from .test_operations import scrape
 from .test_ws_recovery import until
+
+if TYPE_CHECKING:
+    from conftest import PostgresOutage  # the root conftest's fixture type
 
 INSERT = "INSERT INTO events (type) VALUES ('order.submitted') RETURNING id"
 
@@ -302,3 +306,67 @@ async def test_a_writer_paused_between_its_floor_and_its_id_keeps_the_hub_from_s
     finally:
         await blocker.close()
     assert await listener.received() == []  # X read "awake": this row wakes nobody
+
+
+async def test_after_a_postgres_crash_empties_journal_hubs_the_hub_registers_again_and_delivers(
+    db_url: str,
+    journal_server: StartServer,
+    connect: Connect,
+    postgres_outage: PostgresOutage,
+) -> None:
+    """An immediate stop (a crash) empties the UNLOGGED table at recovery: the hub reconnects, registers again
+    awake, falls asleep again and is woken by the next commit; nothing is lost."""
+    async with journal_server(check_interval_s=600) as server, connect(server.url) as client:
+        await client.subscribe(cursor="0")
+        await until_asleep(server.hub)
+        await postgres_outage.begin(crash=True)
+        await postgres_outage.end()
+        observer = await asyncpg.connect(db_url)
+        try:
+
+            async def registered() -> bool:
+                return bool(
+                    await observer.fetchval(
+                        "SELECT count(*) = 1 FROM journal_hubs WHERE name = $1", server.hub.wakefulness.name
+                    )
+                )
+
+            await until(registered, "the hub registered again")
+            await until_asleep(server.hub)
+            ids = await write(observer, 2)
+            assert [int(event["id"]) for event in await client.events_through(ids[-1])] == ids
+        finally:
+            await observer.close()
+
+
+async def test_a_check_that_read_the_top_before_the_floors_would_sleep_past_a_silent_commit(
+    db_url: str, hub_conn: asyncpg.Connection, writer: asyncpg.Connection, listener: Listener
+) -> None:
+    """The broken order, by hand: the top read first (nothing drawn), then X draws and commits (it read "awake"
+    before the hub marked itself asleep), then the floors (none left): such a hub would sleep with X's row
+    committed and no NOTIFY coming. journal_may_sleep reads the floors first, so at that moment it says no."""
+    blocker = await asyncpg.connect(db_url)
+    try:
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute("ALTER SEQUENCE events_id_seq INCREMENT BY 1")  # nextval waits until commit
+        inserting = asyncio.create_task(writer.fetchval(INSERT))
+        await until(
+            lambda: blocker.fetchval(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", writer.get_server_pid()
+            ),
+            "the writer read the flags and waits for its id",
+        )
+        await set_asleep(hub_conn, "h", True)
+        top_first = await hub_conn.fetchval("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_id_seq")
+        assert not await may_sleep(hub_conn, 0)  # the shipped check, now: X's floor is held
+        await transaction.commit()
+        assert await asyncio.wait_for(inserting, 30) == 1
+    finally:
+        await blocker.close()
+    floors_after = await hub_conn.fetchval(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND (classid::bigint >> 16) = 19014"
+    )
+    assert (top_first, floors_after) == (0, 0)  # the broken check would say: sleep
+    assert await hub_conn.fetchval("SELECT count(*) FROM events") == 1
+    assert await listener.received() == []  # and nothing would ever wake it for row 1
