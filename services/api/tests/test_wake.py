@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,29 @@ async def writer(db_url: str) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(db_url)
     yield conn
     await conn.close()
+
+
+@asynccontextmanager
+async def writer_waiting_for_its_id(db_url: str, writer: asyncpg.Connection) -> AsyncIterator[asyncio.Task[int]]:
+    """``writer`` inserting one event, paused after its floor and its flag read, before its nextval: another
+    connection's ALTER SEQUENCE holds SHARE ROW EXCLUSIVE on the sequence (nextval waits; reading the top does not)
+    until the block ends. Yields the insert's task, which then finishes."""
+    blocker = await asyncpg.connect(db_url)
+    try:
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute("ALTER SEQUENCE events_id_seq INCREMENT BY 1")
+        inserting = asyncio.create_task(writer.fetchval(INSERT))
+        await until(
+            lambda: blocker.fetchval(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", writer.get_server_pid()
+            ),
+            "the writer read the flags and waits for its id",
+        )
+        yield inserting
+        await transaction.commit()
+    finally:
+        await blocker.close()
 
 
 async def test_writers_do_not_notify_while_every_hub_is_awake(
@@ -286,25 +310,10 @@ async def test_a_writer_paused_between_its_floor_and_its_id_keeps_the_hub_from_s
 ) -> None:
     """X has taken its floor and read "awake" but not drawn its id (its nextval waits on a lock held here): the
     top still equals what the hub delivered, so only X's floor keeps the hub awake; X then commits silently."""
-    blocker = await asyncpg.connect(db_url)
-    try:
-        transaction = blocker.transaction()
-        await transaction.start()
-        # ALTER SEQUENCE holds SHARE ROW EXCLUSIVE on it to commit: nextval waits; reading the top does not.
-        await blocker.execute("ALTER SEQUENCE events_id_seq INCREMENT BY 1")
-        inserting = asyncio.create_task(writer.fetchval(INSERT))
-        await until(
-            lambda: blocker.fetchval(
-                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", writer.get_server_pid()
-            ),
-            "the writer waits for its id",
-        )
+    async with writer_waiting_for_its_id(db_url, writer) as inserting:
         await set_asleep(hub_conn, "h", True)
         assert not await may_sleep(hub_conn, 0)  # nothing drawn yet: the floor is all that shows X
-        await transaction.commit()
-        assert await asyncio.wait_for(inserting, 30) == 1
-    finally:
-        await blocker.close()
+    assert await asyncio.wait_for(inserting, 30) == 1
     assert await listener.received() == []  # X read "awake": this row wakes nobody
 
 
@@ -345,25 +354,11 @@ async def test_a_check_that_read_the_top_before_the_floors_would_sleep_past_a_si
     """The broken order, by hand: the top read first (nothing drawn), then X draws and commits (it read "awake"
     before the hub marked itself asleep), then the floors (none left): such a hub would sleep with X's row
     committed and no NOTIFY coming. journal_may_sleep reads the floors first, so at that moment it says no."""
-    blocker = await asyncpg.connect(db_url)
-    try:
-        transaction = blocker.transaction()
-        await transaction.start()
-        await blocker.execute("ALTER SEQUENCE events_id_seq INCREMENT BY 1")  # nextval waits until commit
-        inserting = asyncio.create_task(writer.fetchval(INSERT))
-        await until(
-            lambda: blocker.fetchval(
-                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", writer.get_server_pid()
-            ),
-            "the writer read the flags and waits for its id",
-        )
+    async with writer_waiting_for_its_id(db_url, writer) as inserting:
         await set_asleep(hub_conn, "h", True)
         top_first = await hub_conn.fetchval("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_id_seq")
         assert not await may_sleep(hub_conn, 0)  # the shipped check, now: X's floor is held
-        await transaction.commit()
-        assert await asyncio.wait_for(inserting, 30) == 1
-    finally:
-        await blocker.close()
+    assert await asyncio.wait_for(inserting, 30) == 1
     floors_after = await hub_conn.fetchval(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND (classid::bigint >> 16) = 19014"
     )
