@@ -113,9 +113,11 @@ class PostgresOutage:
         self._server_url = server_url
         self._database = database
 
-    async def begin(self) -> None:
+    async def begin(self, *, crash: bool = False) -> None:
+        """Take the database away; ``crash``: as a crash would, which empties UNLOGGED tables (an external server
+        is not crashed: its journal_hubs table is emptied instead)."""
         if self._embedded is not None:
-            await asyncio.to_thread(self._embedded.stop_server)
+            await asyncio.to_thread(self._embedded.stop_server, "immediate" if crash else "fast")
             return
         conn = await asyncpg.connect(self._server_url)
         try:
@@ -125,6 +127,10 @@ class PostgresOutage:
             )
         finally:
             await conn.close()
+        if crash:
+            self._truncate_hubs = True
+
+    _truncate_hubs = False
 
     async def end(self) -> None:
         if self._embedded is not None:
@@ -135,6 +141,12 @@ class PostgresOutage:
             await conn.execute(f"ALTER DATABASE {self._database} ALLOW_CONNECTIONS true")
         finally:
             await conn.close()
+        if self._truncate_hubs:
+            conn = await asyncpg.connect(database_url(self._server_url, self._database))
+            try:
+                await conn.execute("TRUNCATE journal_hubs")
+            finally:
+                await conn.close()
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from compare import PLAN as COMPARE_PLAN
+
 __all__ = ["Figures", "Latencies", "Plan"]
 
 
@@ -67,4 +69,5 @@ _PLAN: dict[str, tuple[Any, Any]] = {
     "insert_seconds": (2.0, 0.5),
     "insert_rounds": (4, 1),
     "missed_seconds": (10.0, 2.0),
+    **COMPARE_PLAN,
 }

@@ -19,6 +19,8 @@ from harness import TOKEN, Server
 from loadgen import Target, Workers
 from writers import INSERT, PAYLOAD, latencies, write_events
 
+from journal_api.journal.wake import forget_hub, set_asleep
+
 __all__ = ["StatementLog", "clients_at_rate", "floor_notify", "floor_notify_then_read", "one_parsing_client"]
 
 _STATEMENT = re.compile(r"^\S+ \S+ \S+ \[\d+\] LOG:  (?:statement|execute [^:]*):(.*)$", re.MULTILINE)
@@ -77,6 +79,7 @@ async def floor_notify_then_read(dsn: str, count: int, rate: float) -> Latencies
         task.add_done_callback(tasks.discard)
 
     await listener.add_listener("events", notified)
+    await set_asleep(listener, "bench-floor", True)  # writers notify only while a hub may sleep (issue 14)
     samples = []
     try:
         for _ in range(count):
@@ -85,6 +88,7 @@ async def floor_notify_then_read(dsn: str, count: int, rate: float) -> Latencies
             samples.append(await asyncio.wait_for(read.get(), 10) - started)
             await asyncio.sleep(max(0.0, 1 / rate - (time.perf_counter() - started)))
     finally:
+        await forget_hub(listener, "bench-floor")
         await listener.close()
         await writer.close()
     return Latencies(samples)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import access_cost
 import asyncpg
+from compare import measure as measure_compare
 from fanout import fan_out, floor_fan_out, memory_per_connection
 from figures import Figures, Plan
 from harness import baseline, create_database, database_dsn, ours, running, start_baseline, start_ours
@@ -113,6 +114,8 @@ async def measure(server_url: str, plan: Plan, log: Path | None, work: Path) -> 
             figures.set(
                 f"inserts_{n}", journal / plain, f"{journal / plain:.2f} ({journal:,.0f} vs {plain:,.0f} rows/s)"
             )
+
+        await measure_compare(admin, server_url, plan, log, work, names, figures.set)
 
         print("missed events", flush=True)
         for name, starter, db, resume in (

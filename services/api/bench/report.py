@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import access_cost
+from compare import rows as compare_rows
 from figures import Figures, Plan
 from redaction_cost import redaction_rows
 
@@ -130,6 +131,7 @@ def report(f: Figures, plan: Plan, command: str) -> str:
         ("baseline, same (reconnect; it has no cursor)", "report", t["missed_base"], ""),
     ]
     rows += redaction_rows()
+    rows += compare_rows(v, t, plan)
     rows += access_cost.rows(f)
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     return f"""{BEGIN}

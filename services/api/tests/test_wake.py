@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
@@ -15,9 +17,12 @@ from journal_api.journal.migrations import apply_migrations, load_migrations
 from journal_api.journal.wake import forget_hub, may_sleep, register_hub, set_asleep
 from journal_api.stream.wakefulness import BUSY_NOTIFICATIONS, Wakefulness
 
-from .conftest import StartServer, until_asleep, write
+from .conftest import Connect, StartServer, until_asleep, write
 from .test_operations import scrape
 from .test_ws_recovery import until
+
+if TYPE_CHECKING:
+    from conftest import PostgresOutage  # the root conftest's fixture type
 
 INSERT = "INSERT INTO events (type) VALUES ('order.submitted') RETURNING id"
 
@@ -61,6 +66,29 @@ async def writer(db_url: str) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(db_url)
     yield conn
     await conn.close()
+
+
+@asynccontextmanager
+async def writer_waiting_for_its_id(db_url: str, writer: asyncpg.Connection) -> AsyncIterator[asyncio.Task[int]]:
+    """``writer`` inserting one event, paused after its floor and its flag read, before its nextval: another
+    connection's ALTER SEQUENCE holds SHARE ROW EXCLUSIVE on the sequence (nextval waits; reading the top does not)
+    until the block ends. Yields the insert's task, which then finishes."""
+    blocker = await asyncpg.connect(db_url)
+    try:
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute("ALTER SEQUENCE events_id_seq INCREMENT BY 1")
+        inserting = asyncio.create_task(writer.fetchval(INSERT))
+        await until(
+            lambda: blocker.fetchval(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", writer.get_server_pid()
+            ),
+            "the writer read the flags and waits for its id",
+        )
+        yield inserting
+        await transaction.commit()
+    finally:
+        await blocker.close()
 
 
 async def test_writers_do_not_notify_while_every_hub_is_awake(
@@ -209,17 +237,19 @@ async def test_wakefulness_sleeps_after_a_quiet_spell_and_wakes_when_busy(hub_co
         asleep: bool = await hub_conn.fetchval("SELECT asleep FROM journal_hubs WHERE name = 'h'")
         return asleep
 
-    await state.after_read(hub_conn, found=False, delivered=0)  # within the linger: still awake
+    await state.after_read(hub_conn, found=False, delivered=0, held=False)  # within the linger: still awake
     assert (state.mode, await flag(), state.poll_s()) == ("awake", False, 0.001)
     state._rows_at -= 1  # as if the linger had passed
-    await state.after_read(hub_conn, found=False, delivered=0)
+    await state.after_read(hub_conn, found=False, delivered=0, held=True)  # held back: no sleep
+    assert (state.mode, await flag()) == ("awake", False)
+    await state.after_read(hub_conn, found=False, delivered=0, held=False)
     assert (state.mode, await flag(), state.sleeps, state.poll_s()) == ("asleep", True, 1, None)
     for _ in range(BUSY_NOTIFICATIONS - 1):
         state.notified()
-    await state.after_read(hub_conn, found=True, delivered=1)  # a few wake-ups: stays asleep
+    await state.after_read(hub_conn, found=True, delivered=1, held=False)  # a few wake-ups: stays asleep
     assert state.mode == "asleep"
     state.notified()  # BUSY_NOTIFICATIONS within BUSY_S: busy
-    await state.after_read(hub_conn, found=True, delivered=2)
+    await state.after_read(hub_conn, found=True, delivered=2, held=False)
     assert (state.mode, await flag()) == ("awake", False)
 
 
@@ -233,10 +263,10 @@ async def test_wakefulness_stays_drowsy_while_a_writer_is_in_flight(
     await transaction.start()
     await writer.fetchval(INSERT)
     state._rows_at -= 1
-    await state.after_read(hub_conn, found=False, delivered=0)
+    await state.after_read(hub_conn, found=False, delivered=0, held=False)
     assert state.mode == "drowsy"
     await transaction.rollback()
-    await state.after_read(hub_conn, found=False, delivered=1)
+    await state.after_read(hub_conn, found=False, delivered=1, held=False)
     assert (state.mode, state.sleeps) == ("asleep", 1)
 
 
@@ -280,23 +310,58 @@ async def test_a_writer_paused_between_its_floor_and_its_id_keeps_the_hub_from_s
 ) -> None:
     """X has taken its floor and read "awake" but not drawn its id (its nextval waits on a lock held here): the
     top still equals what the hub delivered, so only X's floor keeps the hub awake; X then commits silently."""
-    blocker = await asyncpg.connect(db_url)
-    try:
-        transaction = blocker.transaction()
-        await transaction.start()
-        # ALTER SEQUENCE holds SHARE ROW EXCLUSIVE on it to commit: nextval waits; reading the top does not.
-        await blocker.execute("ALTER SEQUENCE events_id_seq INCREMENT BY 1")
-        inserting = asyncio.create_task(writer.fetchval(INSERT))
-        await until(
-            lambda: blocker.fetchval(
-                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", writer.get_server_pid()
-            ),
-            "the writer waits for its id",
-        )
+    async with writer_waiting_for_its_id(db_url, writer) as inserting:
         await set_asleep(hub_conn, "h", True)
         assert not await may_sleep(hub_conn, 0)  # nothing drawn yet: the floor is all that shows X
-        await transaction.commit()
-        assert await asyncio.wait_for(inserting, 30) == 1
-    finally:
-        await blocker.close()
+    assert await asyncio.wait_for(inserting, 30) == 1
     assert await listener.received() == []  # X read "awake": this row wakes nobody
+
+
+async def test_after_a_postgres_crash_empties_journal_hubs_the_hub_registers_again_and_delivers(
+    db_url: str,
+    journal_server: StartServer,
+    connect: Connect,
+    postgres_outage: PostgresOutage,
+) -> None:
+    """An immediate stop (a crash) empties the UNLOGGED table at recovery: the hub reconnects, registers again
+    awake, falls asleep again and is woken by the next commit; nothing is lost."""
+    async with journal_server(check_interval_s=600) as server, connect(server.url) as client:
+        await client.subscribe(cursor="0")
+        await until_asleep(server.hub)
+        await postgres_outage.begin(crash=True)
+        await postgres_outage.end()
+        observer = await asyncpg.connect(db_url)
+        try:
+
+            async def registered() -> bool:
+                return bool(
+                    await observer.fetchval(
+                        "SELECT count(*) = 1 FROM journal_hubs WHERE name = $1", server.hub.wakefulness.name
+                    )
+                )
+
+            await until(registered, "the hub registered again")
+            await until_asleep(server.hub)
+            ids = await write(observer, 2)
+            assert [int(event["id"]) for event in await client.events_through(ids[-1])] == ids
+        finally:
+            await observer.close()
+
+
+async def test_a_check_that_read_the_top_before_the_floors_would_sleep_past_a_silent_commit(
+    db_url: str, hub_conn: asyncpg.Connection, writer: asyncpg.Connection, listener: Listener
+) -> None:
+    """The broken order, by hand: the top read first (nothing drawn), then X draws and commits (it read "awake"
+    before the hub marked itself asleep), then the floors (none left): such a hub would sleep with X's row
+    committed and no NOTIFY coming. journal_may_sleep reads the floors first, so at that moment it says no."""
+    async with writer_waiting_for_its_id(db_url, writer) as inserting:
+        await set_asleep(hub_conn, "h", True)
+        top_first = await hub_conn.fetchval("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_id_seq")
+        assert not await may_sleep(hub_conn, 0)  # the shipped check, now: X's floor is held
+    assert await asyncio.wait_for(inserting, 30) == 1
+    floors_after = await hub_conn.fetchval(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND (classid::bigint >> 16) = 19014"
+    )
+    assert (top_first, floors_after) == (0, 0)  # the broken check would say: sleep
+    assert await hub_conn.fetchval("SELECT count(*) FROM events") == 1
+    assert await listener.received() == []  # and nothing would ever wake it for row 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -31,47 +32,48 @@ async def held_rows(server: Running, rows: int) -> bool:
     return hold is not None and hold.rows == rows
 
 
+@pytest.fixture
+async def writers(db_url: str) -> AsyncIterator[tuple[asyncpg.Connection, asyncpg.Connection]]:
+    """An older writer that will hold its transaction open, and a later one."""
+    older, later = await asyncpg.connect(db_url), await asyncpg.connect(db_url)
+    yield older, later
+    await older.close()
+    await later.close()
+
+
 async def test_a_later_commit_waits_for_the_older_open_transaction(
-    db_url: str, journal_server: StartServer, connect: Connect
+    writers: tuple[asyncpg.Connection, asyncpg.Connection], journal_server: StartServer, connect: Connect
 ) -> None:
     """A holds id 1 open while B commits id 2: the client gets nothing until A commits, then 1 and 2 in order."""
-    older, later = await asyncpg.connect(db_url), await asyncpg.connect(db_url)
-    try:
-        async with journal_server() as server, connect(server.url) as client:
-            await client.subscribe(cursor="0")
-            transaction = older.transaction()
-            await transaction.start()
-            assert await older.fetchval(INSERT, '{"n": 1}') == 1
-            assert await later.fetchval(INSERT, '{"n": 2}') == 2
-            await until(lambda: held_rows(server, 1), "the hub sees one committed event held back")
-            assert [frame["op"] for frame in await frames_before_pong(client)] == ["live"]
-            await transaction.commit()
-            events = await client.events_through(2)
-            assert [(event["id"], event["payload"]) for event in events] == [("1", {"n": 1}), ("2", {"n": 2})]
-    finally:
-        await older.close()
-        await later.close()
+    older, later = writers
+    async with journal_server() as server, connect(server.url) as client:
+        await client.subscribe(cursor="0")
+        transaction = older.transaction()
+        await transaction.start()
+        assert await older.fetchval(INSERT, '{"n": 1}') == 1
+        assert await later.fetchval(INSERT, '{"n": 2}') == 2
+        await until(lambda: held_rows(server, 1), "the hub sees one committed event held back")
+        assert [frame["op"] for frame in await frames_before_pong(client)] == ["live"]
+        await transaction.commit()
+        events = await client.events_through(2)
+        assert [(event["id"], event["payload"]) for event in events] == [("1", {"n": 1}), ("2", {"n": 2})]
 
 
 async def test_a_rollback_releases_the_stream_without_a_notify(
-    db_url: str, journal_server: StartServer, connect: Connect
+    writers: tuple[asyncpg.Connection, asyncpg.Connection], journal_server: StartServer, connect: Connect
 ) -> None:
     """A rolls back (no NOTIFY comes): the hub, polling while held back, delivers B's event."""
-    older, later = await asyncpg.connect(db_url), await asyncpg.connect(db_url)
-    try:
-        async with journal_server() as server, connect(server.url) as client:
-            await client.subscribe(cursor="0")
-            transaction = older.transaction()
-            await transaction.start()
-            await older.fetchval(INSERT, "{}")
-            await later.fetchval(INSERT, "{}")
-            await until(lambda: held_rows(server, 1), "the hub sees one committed event held back")
-            await transaction.rollback()
-            assert [event["id"] for event in await client.events_through(2)] == ["2"]
-            await until(lambda: asyncio.sleep(0, server.hub.hold is None), "the hold is over")
-    finally:
-        await older.close()
-        await later.close()
+    older, later = writers
+    async with journal_server() as server, connect(server.url) as client:
+        await client.subscribe(cursor="0")
+        transaction = older.transaction()
+        await transaction.start()
+        await older.fetchval(INSERT, "{}")
+        await later.fetchval(INSERT, "{}")
+        await until(lambda: held_rows(server, 1), "the hub sees one committed event held back")
+        await transaction.rollback()
+        assert [event["id"] for event in await client.events_through(2)] == ["2"]
+        await until(lambda: asyncio.sleep(0, server.hub.hold is None), "the hold is over")
 
 
 async def test_a_long_hold_is_logged_once_by_holder_and_shown_on_metrics(

@@ -72,9 +72,10 @@ class EmbeddedPostgres:
             self.stop_server()
         self._owner_file.unlink(missing_ok=True)
 
-    def stop_server(self) -> None:
-        """Stop the Postgres process but keep this handle, to :meth:`start_server` again (an outage)."""
-        self._pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self._server.pgdata, user=self._server.system_user)
+    def stop_server(self, mode: Literal["fast", "immediate"] = "fast") -> None:
+        """Stop the Postgres process but keep this handle, to :meth:`start_server` again (an outage);
+        ``immediate`` stops it as a crash would (the next start recovers, and empties UNLOGGED tables)."""
+        self._pg_ctl(["-w", "-m", mode, "stop"], pgdata=self._server.pgdata, user=self._server.system_user)
 
     def start_server(self) -> None:
         """Start the Postgres process again after :meth:`stop_server`, as it was first started."""

@@ -35,7 +35,9 @@ _READ_TIMEOUT_S = 30.0  # a read that takes longer means a connection that no lo
 _BACKOFF_FIRST_S = 0.1
 _BACKOFF_MAX_S = 5.0
 HELD_POLL_S = 0.025
-"""While the horizon is held back, the hub re-reads this often: a rolled-back transaction sends no NOTIFY."""
+"""Behind a transaction that stays open (or while asleep), the hub re-reads this often: a rolled-back transaction
+sends no NOTIFY."""
+HELD_SLOW_AFTER_S = 0.02  # a hold younger than this is polled at the awake pace
 _HELD_COUNT_S = 1.0  # while held back, committed rows above the horizon are counted at most this often
 _log = logging.getLogger("journal_api.hub")
 
@@ -259,10 +261,15 @@ class Hub:
     async def _fetch_forever(self) -> None:
         """The one task that uses the hub's connection: replaces it when lost, then reads."""
         backoff = _Backoff("reading new events")
+        loop = asyncio.get_running_loop()
         while True:
-            # Held back, poll: the transaction may end with a rollback, which sends no NOTIFY. Awake, poll: writers
-            # do not notify. Asleep, wait for a NOTIFY (or the watchdog).
-            poll_s = HELD_POLL_S if self.hold is not None else self.wakefulness.poll_s()
+            # Awake, poll: writers do not notify. Asleep, wait for a NOTIFY (or the watchdog). Held back, poll too
+            # (the holder may roll back, which sends no NOTIFY), at the awake pace while the hold is young (under load
+            # some writer is nearly always in flight), and at a modest one behind a transaction that stays open.
+            poll_s = self.wakefulness.poll_s()
+            hold = self.hold
+            if hold is not None and (poll_s is None or loop.time() - hold.since >= HELD_SLOW_AFTER_S):
+                poll_s = HELD_POLL_S
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(poll_s):
                     await self._wake.wait()
@@ -317,8 +324,9 @@ class Hub:
                 self._deliver(frames, old_head, noticed)
             if len(frames) < _FETCH_LIMIT:
                 await self._watch_hold(listener, page)
-                if self.hold is None:  # while held back a floor is held: no hub may sleep
-                    await self.wakefulness.after_read(listener, found=bool(frames) or found, delivered=self.head)
+                await self.wakefulness.after_read(
+                    listener, found=bool(frames) or found, delivered=self.head, held=self.hold is not None
+                )
                 return
             found = True
 

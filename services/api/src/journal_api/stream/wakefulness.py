@@ -63,14 +63,17 @@ class Wakefulness:
         hub's watchdog bounds every sleep)."""
         return None if self.mode == "asleep" else AWAKE_POLL_S
 
-    async def after_read(self, conn: asyncpg.Connection, *, found: bool, delivered: int) -> None:
-        """Change state after a read that was not held back: wake up when busy, go to sleep after a quiet spell."""
+    async def after_read(self, conn: asyncpg.Connection, *, found: bool, delivered: int, held: bool) -> None:
+        """Change state after a read: wake up when busy, go to sleep after a quiet spell, but never while the
+        horizon is held back (a floor is held, so the check could not pass)."""
         now = asyncio.get_running_loop().time()
         if found:
             if self.mode == "asleep" and self._busy(now):
                 await set_asleep(conn, self.name, False)
                 self.mode = "awake"
             self._rows_at = now
+            return
+        if held:
             return
         if self.mode == "awake":
             if now - self._rows_at < LINGER_S:
