@@ -16,9 +16,10 @@ from collections.abc import Callable
 import asyncpg
 
 from journal_api.journal.frames import Frame
-from journal_api.journal.horizon import check_horizon, count_held_rows, describe_holder, holder_of
-from journal_api.journal.repository import FramePage, read_new
+from journal_api.journal.horizon import check_horizon
+from journal_api.journal.repository import read_new
 from journal_api.journal.wake import forget_hub
+from journal_api.stream.hold import Hold, follow_hold
 from journal_api.stream.metrics import Metrics
 from journal_api.stream.wakefulness import Wakefulness
 
@@ -38,7 +39,6 @@ HELD_POLL_S = 0.025
 """Behind a transaction that stays open (or while asleep), the hub re-reads this often: a rolled-back transaction
 sends no NOTIFY."""
 HELD_SLOW_AFTER_S = 0.02  # a hold younger than this is polled at the awake pace
-_HELD_COUNT_S = 1.0  # while held back, committed rows above the horizon are counted at most this often
 _log = logging.getLogger("journal_api.hub")
 
 
@@ -69,17 +69,6 @@ class _Backoff:
 
     def reset(self) -> None:
         self._delay = _BACKOFF_FIRST_S
-
-
-class Hold:
-    """The delivery horizon held back by an in-flight transaction (docs/50_OPERATIONS.md#a-held-back-stream)."""
-
-    def __init__(self, floor: int, since: float) -> None:
-        self.floor = floor  # the oldest floor: the transaction holding the horizon back
-        self.since = since  # loop time the hub first saw this floor hold the horizon back
-        self.rows = 0  # committed rows above the horizon, at the last count
-        self.counted_at: float | None = None
-        self.reported = False
 
 
 class Hub:
@@ -323,38 +312,12 @@ class Hub:
             if frames:
                 self._deliver(frames, old_head, noticed)
             if len(frames) < _FETCH_LIMIT:
-                await self._watch_hold(listener, page)
+                self.hold = await follow_hold(self.hold, listener, page, log_after_s=self._held_log_s)
                 await self.wakefulness.after_read(
                     listener, found=bool(frames) or found, delivered=self.head, held=self.hold is not None
                 )
                 return
             found = True
-
-    async def _watch_hold(self, listener: asyncpg.Connection, page: FramePage) -> None:
-        """Follow what holds the horizon back: how long, how many committed rows wait, and (once, past
-        ``held_log_s``) who holds it, never what it runs."""
-        assert page.top is not None
-        if page.oldest_floor is None or page.top <= page.head:
-            self.hold = None
-            return
-        now = asyncio.get_running_loop().time()
-        if self.hold is None or self.hold.floor != page.oldest_floor:
-            self.hold = Hold(page.oldest_floor, now)
-        hold = self.hold
-        report = not hold.reported and now - hold.since >= self._held_log_s
-        if report or hold.counted_at is None or now - hold.counted_at >= _HELD_COUNT_S:
-            hold.rows = await count_held_rows(listener, page.head)
-            hold.counted_at = now
-        if report:
-            hold.reported = True
-            holder = await holder_of(listener, hold.floor)  # None when it has ended since
-            _log.warning(
-                "delivery is held back at %d by %s for %.1f s; %d committed events wait for it to end",
-                page.head,
-                describe_holder(holder),
-                now - hold.since,
-                hold.rows,
-            )
 
     def _reset(self, epoch: str, head: int) -> None:
         self.epoch, self.floor, self.head = epoch, head, head
