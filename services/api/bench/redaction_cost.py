@@ -137,7 +137,11 @@ def engine_comparison() -> dict[str, float]:
 
 async def _replay(rows: int, before: Path | None, rounds: int) -> list[tuple[str, dict[str, float]]]:
     import asyncpg
-    import run  # the bench's harness (same directory)
+
+    # The bench's harness (same directory), split by role since issue 10.
+    from harness import create_database, database_dsn, running, start_ours
+    from replay import replay_with_live
+    from writers import load_rows
 
     from journal_api.journal.embedded import EmbeddedPostgres
 
@@ -146,14 +150,14 @@ async def _replay(rows: int, before: Path | None, rounds: int) -> list[tuple[str
     results: list[tuple[str, dict[str, float]]] = []
     try:
         admin = await asyncpg.connect(embedded.dsn)
-        dsn = run.database_dsn(embedded.dsn, await run.create_database(admin, embedded.dsn, None))
+        dsn = database_dsn(embedded.dsn, await create_database(admin, embedded.dsn, None))
         await admin.close()
-        print(f"loaded {rows:,} rows at {await run.load_rows(dsn, rows):,.0f} rows/s", flush=True)
+        print(f"loaded {rows:,} rows at {await load_rows(dsn, rows):,.0f} rows/s", flush=True)
         servers = [("before", {"PYTHONPATH": str(before)})] if before is not None else []
         for _ in range(rounds):
             for label, env in [*servers, ("after", {})]:
-                async with run.running(run.start_ours(dsn, work, **env)) as server:
-                    result = await run.replay_with_live(dsn, server, rows, 10)
+                async with running(start_ours(dsn, work, **env)) as server:
+                    result = await replay_with_live(dsn, server, rows, 10)
                 print(f"{label}: {result['rate']:,.0f} events/s, live p99 {result['live_p99_ms']:.2f} ms", flush=True)
                 results.append((label, result))
     finally:
