@@ -305,7 +305,8 @@ class Hub:
                 )
                 self._reset(self.epoch, page.head)
                 continue
-            frames = list(page.frames(getattr(self._metrics, "leaks", None)))  # all or nothing; masks counted here
+            leaks = self._metrics.leaks if self._metrics is not None else None
+            frames = list(page.frames(leaks))  # all or nothing; masks counted here, once per event
             old_head, self.head = self.head, max(self.head, page.cursor)  # the horizon may move back: never we
             self._rows.extend(frames)
             self._evict()
