@@ -11,6 +11,9 @@ from typing import Any
 import asyncpg
 import pytest
 
+from journal_api.journal.repository import read_new
+from journal_api.stream.hold import YOUNG_S, follow_hold
+
 from .conftest import TOKEN, Client, Connect, Journal, Running, StartServer
 from .test_operations import scrape
 from .test_ws_recovery import until
@@ -117,6 +120,31 @@ async def test_a_long_hold_is_logged_once_by_holder_and_shown_on_metrics(
     finally:
         await older.close()
         await later.close()
+
+
+async def test_a_young_hold_costs_no_count_and_one_that_stays_is_counted(
+    db_url: str, writers: tuple[asyncpg.Connection, asyncpg.Connection]
+) -> None:
+    """Under load a writer is in flight at nearly every read and the oldest floor changes with each: a hold younger
+    than YOUNG_S is followed without a statement; once the same transaction has held that long, its rows are
+    counted."""
+    older, later = writers
+    reader = await asyncpg.connect(db_url)
+    try:
+        transaction = older.transaction()
+        await transaction.start()
+        await older.fetchval(INSERT, "{}")
+        await later.fetchval(INSERT, "{}")
+        page = await read_new(reader, limit=10, cursor=0)
+        hold = await follow_hold(None, reader, page, log_after_s=60)
+        assert hold is not None
+        assert (hold.floor, hold.rows, hold.counted_at) == (0, 0, None)
+        hold.since -= YOUNG_S  # as if the hub had first seen this floor that long ago
+        assert await follow_hold(hold, reader, page, log_after_s=60) is hold
+        assert hold.rows == 1
+        await transaction.rollback()
+    finally:
+        await reader.close()
 
 
 def test_a_cached_sequence_stops_the_server_at_start(db_url: str, journal: Journal) -> None:

@@ -19,7 +19,7 @@ from journal_api.journal.frames import Frame
 from journal_api.journal.horizon import check_horizon
 from journal_api.journal.repository import read_new
 from journal_api.journal.wake import forget_hub
-from journal_api.stream.hold import Hold, follow_hold
+from journal_api.stream.hold import YOUNG_S, Hold, follow_hold
 from journal_api.stream.metrics import Metrics
 from journal_api.stream.wakefulness import Wakefulness
 
@@ -38,7 +38,6 @@ _BACKOFF_MAX_S = 5.0
 HELD_POLL_S = 0.025
 """Behind a transaction that stays open (or while asleep), the hub re-reads this often: a rolled-back transaction
 sends no NOTIFY."""
-HELD_SLOW_AFTER_S = 0.02  # a hold younger than this is polled at the awake pace
 _log = logging.getLogger("journal_api.hub")
 
 
@@ -257,7 +256,7 @@ class Hub:
             # some writer is nearly always in flight), and at a modest one behind a transaction that stays open.
             poll_s = self.wakefulness.poll_s()
             hold = self.hold
-            if hold is not None and (poll_s is None or loop.time() - hold.since >= HELD_SLOW_AFTER_S):
+            if hold is not None and (poll_s is None or loop.time() - hold.since >= YOUNG_S):
                 poll_s = HELD_POLL_S
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(poll_s):
