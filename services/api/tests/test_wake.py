@@ -91,6 +91,72 @@ async def writer_waiting_for_its_id(db_url: str, writer: asyncpg.Connection) -> 
         await blocker.close()
 
 
+# The reads a test can stretch: the view that stands in for the relation, and the rest of the search_path.
+STRETCHABLE = {
+    "flags": ("journal_hubs", "SELECT * FROM public.journal_hubs", "public"),
+    "floors": ("pg_locks", "SELECT * FROM pg_catalog.pg_locks", "pg_catalog, public"),
+}
+TEST_KEY = 0x54455354 << 32  # "TEST": a test's own advisory locks, outside the journal's key spaces
+
+
+class Stretch:
+    """One read of the protocol made to wait, on the connections it is applied to, until :meth:`release`: a view of
+    the same name in a schema of its own comes first in that connection's search_path and waits on a lock held here
+    before it reads. A race window between that read and the step before or after it is then as wide as the test
+    wants, whatever the machine's timing, so a protocol with two steps in the wrong order fails every run.
+
+    ``flags``: a writer's read of the hubs' flags (its statement's snapshot is taken first: it reads the flags as
+    they were when the statement began). ``floors``: a hub's read of the floor locks (it waits, then reads them)."""
+
+    def __init__(self, owner: asyncpg.Connection, step: str, key: int) -> None:
+        self._owner = owner  # holds the lock the stretched read waits on
+        self._step = step
+        self._key = key
+        self._path = f"stretch_{step}, {STRETCHABLE[step][2]}"
+        self._waiting: list[int] = []
+
+    @classmethod
+    async def make(cls, db_url: str, step: str, n: int) -> Stretch:
+        relation, select, _ = STRETCHABLE[step]
+        stretch = cls(await asyncpg.connect(db_url), step, TEST_KEY + n)
+        await stretch._owner.execute(f"""
+            CREATE SCHEMA stretch_{step};
+            CREATE FUNCTION stretch_{step}.wait() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+            BEGIN
+                PERFORM pg_advisory_xact_lock_shared({stretch._key});
+                RETURN true;
+            END
+            $$;
+            CREATE VIEW stretch_{step}.{relation} AS {select} WHERE (SELECT stretch_{step}.wait());
+            SELECT pg_advisory_lock({stretch._key});
+        """)
+        return stretch
+
+    async def apply(self, conn: asyncpg.Connection) -> None:
+        await conn.execute(f"SET search_path = {self._path}")
+        self._waiting.append(conn.get_server_pid())
+
+    async def reached(self) -> None:
+        """Wait until every connection it was applied to waits at the stretched read."""
+
+        async def all_waiting() -> bool:
+            return bool(
+                await self._owner.fetchval(
+                    "SELECT count(*) = cardinality($1::int[]) FROM pg_stat_activity"
+                    " WHERE pid = ANY($1) AND wait_event_type = 'Lock' AND wait_event = 'advisory'",
+                    self._waiting,
+                )
+            )
+
+        await until(all_waiting, f"the {self._step} read is waiting")
+
+    async def release(self) -> None:
+        await self._owner.execute("SELECT pg_advisory_unlock($1)", self._key)
+
+    async def close(self) -> None:
+        await self._owner.close()
+
+
 async def test_writers_do_not_notify_while_every_hub_is_awake(
     hub_conn: asyncpg.Connection, writer: asyncpg.Connection, listener: Listener
 ) -> None:
@@ -348,20 +414,49 @@ async def test_after_a_postgres_crash_empties_journal_hubs_the_hub_registers_aga
             await observer.close()
 
 
-async def test_a_check_that_read_the_top_before_the_floors_would_sleep_past_a_silent_commit(
+async def test_a_writer_that_read_awake_and_has_not_drawn_its_id_keeps_the_hub_from_sleeping(
     db_url: str, hub_conn: asyncpg.Connection, writer: asyncpg.Connection, listener: Listener
 ) -> None:
-    """The broken order, by hand: the top read first (nothing drawn), then X draws and commits (it read "awake"
-    before the hub marked itself asleep), then the floors (none left): such a hub would sleep with X's row
-    committed and no NOTIFY coming. journal_may_sleep reads the floors first, so at that moment it says no."""
-    async with writer_waiting_for_its_id(db_url, writer) as inserting:
+    """X reads "awake" and stops right there; the hub marks itself asleep and checks while X has drawn nothing (the
+    top equals what the hub delivered). Only X's floor shows it, so the floor must be taken before the flag read:
+    a writer that read the flags first would take its floor after the check, and its row would wake nobody."""
+    stretch = await Stretch.make(db_url, "flags", 1)
+    try:
+        await stretch.apply(writer)
+        inserting = asyncio.create_task(writer.fetchval(INSERT))
+        await stretch.reached()  # X read the flags: awake
         await set_asleep(hub_conn, "h", True)
-        top_first = await hub_conn.fetchval("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_id_seq")
-        assert not await may_sleep(hub_conn, 0)  # the shipped check, now: X's floor is held
-    assert await asyncio.wait_for(inserting, 30) == 1
-    floors_after = await hub_conn.fetchval(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND (classid::bigint >> 16) = 19014"
-    )
-    assert (top_first, floors_after) == (0, 0)  # the broken check would say: sleep
-    assert await hub_conn.fetchval("SELECT count(*) FROM events") == 1
-    assert await listener.received() == []  # and nothing would ever wake it for row 1
+        assert not await may_sleep(hub_conn, 0)  # X's floor is held
+        await stretch.release()
+        assert await asyncio.wait_for(inserting, 30) == 1
+    finally:
+        await stretch.close()
+    assert await listener.received() == []  # X read "awake": its row wakes nobody, so the hub must not sleep
+    assert not await may_sleep(hub_conn, 0)
+    assert await may_sleep(hub_conn, 1)
+
+
+async def test_a_writer_that_commits_between_the_checks_top_and_floor_reads_keeps_the_hub_from_sleeping(
+    db_url: str, hub_conn: asyncpg.Connection, writer: asyncpg.Connection, listener: Listener
+) -> None:
+    """X reads "awake"; the hub marks itself asleep and its check stops before reading the floors; X draws id 1 and
+    commits (its floor goes); then the check reads the floors (none). Only a top read after the floor read sees
+    id 1: a check that read the top first would have read 0, and slept past X's row."""
+    flags = await Stretch.make(db_url, "flags", 1)
+    floors = await Stretch.make(db_url, "floors", 2)
+    try:
+        await flags.apply(writer)
+        inserting = asyncio.create_task(writer.fetchval(INSERT))
+        await flags.reached()  # X read the flags: awake
+        await set_asleep(hub_conn, "h", True)
+        await floors.apply(hub_conn)
+        checking = asyncio.create_task(may_sleep(hub_conn, 0))
+        await floors.reached()
+        await flags.release()
+        assert await asyncio.wait_for(inserting, 30) == 1  # committed: X's floor is gone
+        await floors.release()
+        assert not await asyncio.wait_for(checking, 30)
+    finally:
+        await flags.close()
+        await floors.close()
+    assert await listener.received() == []  # X's row wakes nobody: the hub had to see it
