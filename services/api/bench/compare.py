@@ -35,6 +35,7 @@ PLAN: dict[str, tuple[Any, Any]] = {
 
 _BEFORE, _HORIZON = list(REVISIONS)
 _MISSING = "not measured (revision not in this clone)"
+_NAMES = {"alone": "current with no server (its triggers alone)", "current": "current with its server and 1 client"}
 
 Record = Callable[[str, float, str], None]
 
@@ -64,6 +65,8 @@ async def measure(
         journals = {label: await create_journal(admin, server_url, v, names) for label, v in versions.items()}
         variants = {"plain": Insert(tables, "plain"), "twin": Insert(tables, "notify_row")}
         variants |= {label: Insert(dsn) for label, dsn in journals.items()}
+        # the same journal with no server at all: what the triggers alone cost, apart from the server and its client
+        variants["alone"] = Insert(await create_journal(admin, server_url, CURRENT, names))
         with serve(CURRENT, journals["current"], work, token) as server:
             attached = await asyncio.to_thread(Workers, target(server.port, token), 1, 1)
             listening = await asyncpg.connect(journals["current"])  # counts the writers' NOTIFYs
@@ -140,8 +143,8 @@ def rows(v: dict[str, float], t: dict[str, str], plan: Any) -> list[tuple[str, s
             key = f"w_{mode}_{n}_"
             plain, twin = v[key + "plain"], v[key + "twin"]
             parts = [f"plain {plain:,.0f}", f"NOTIFY twin {twin:,.0f} ({_ratio(twin, plain)} plain)"]
-            for label in (_BEFORE, _HORIZON, "current"):
-                name = label if label != "current" else "current with its server and 1 client"
+            for label in (_BEFORE, _HORIZON, "alone", "current"):
+                name = _NAMES.get(label, label)
                 got = v.get(key + label)
                 parts.append(
                     f"{name} {got:,.0f} ({_ratio(got, plain)} plain, {_ratio(got, twin)} twin)"
