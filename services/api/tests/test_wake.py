@@ -414,23 +414,33 @@ async def test_after_a_postgres_crash_empties_journal_hubs_the_hub_registers_aga
             await observer.close()
 
 
+@asynccontextmanager
+async def writer_stopped_after_reading_awake(
+    db_url: str, writer: asyncpg.Connection, hub_conn: asyncpg.Connection
+) -> AsyncIterator[tuple[asyncio.Task[int], Stretch]]:
+    """``writer`` inserting one event, stopped right after its read of the flags ("awake"); then hub ``h`` marks
+    itself asleep. Yields the insert's task and the stretch that lets it go on."""
+    stretch = await Stretch.make(db_url, "flags", 1)
+    try:
+        await stretch.apply(writer)
+        inserting = asyncio.create_task(writer.fetchval(INSERT))
+        await stretch.reached()
+        await set_asleep(hub_conn, "h", True)
+        yield inserting, stretch
+    finally:
+        await stretch.close()  # also lets the writer go on if the test failed
+
+
 async def test_a_writer_that_read_awake_and_has_not_drawn_its_id_keeps_the_hub_from_sleeping(
     db_url: str, hub_conn: asyncpg.Connection, writer: asyncpg.Connection, listener: Listener
 ) -> None:
     """X reads "awake" and stops right there; the hub marks itself asleep and checks while X has drawn nothing (the
     top equals what the hub delivered). Only X's floor shows it, so the floor must be taken before the flag read:
     a writer that read the flags first would take its floor after the check, and its row would wake nobody."""
-    stretch = await Stretch.make(db_url, "flags", 1)
-    try:
-        await stretch.apply(writer)
-        inserting = asyncio.create_task(writer.fetchval(INSERT))
-        await stretch.reached()  # X read the flags: awake
-        await set_asleep(hub_conn, "h", True)
+    async with writer_stopped_after_reading_awake(db_url, writer, hub_conn) as (inserting, stretch):
         assert not await may_sleep(hub_conn, 0)  # X's floor is held
         await stretch.release()
         assert await asyncio.wait_for(inserting, 30) == 1
-    finally:
-        await stretch.close()
     assert await listener.received() == []  # X read "awake": its row wakes nobody, so the hub must not sleep
     assert not await may_sleep(hub_conn, 0)
     assert await may_sleep(hub_conn, 1)
@@ -442,21 +452,16 @@ async def test_a_writer_that_commits_between_the_checks_top_and_floor_reads_keep
     """X reads "awake"; the hub marks itself asleep and its check stops before reading the floors; X draws id 1 and
     commits (its floor goes); then the check reads the floors (none). Only a top read after the floor read sees
     id 1: a check that read the top first would have read 0, and slept past X's row."""
-    flags = await Stretch.make(db_url, "flags", 1)
     floors = await Stretch.make(db_url, "floors", 2)
     try:
-        await flags.apply(writer)
-        inserting = asyncio.create_task(writer.fetchval(INSERT))
-        await flags.reached()  # X read the flags: awake
-        await set_asleep(hub_conn, "h", True)
-        await floors.apply(hub_conn)
-        checking = asyncio.create_task(may_sleep(hub_conn, 0))
-        await floors.reached()
-        await flags.release()
-        assert await asyncio.wait_for(inserting, 30) == 1  # committed: X's floor is gone
-        await floors.release()
-        assert not await asyncio.wait_for(checking, 30)
+        async with writer_stopped_after_reading_awake(db_url, writer, hub_conn) as (inserting, flags):
+            await floors.apply(hub_conn)
+            checking = asyncio.create_task(may_sleep(hub_conn, 0))
+            await floors.reached()
+            await flags.release()
+            assert await asyncio.wait_for(inserting, 30) == 1  # committed: X's floor is gone
+            await floors.release()
+            assert not await asyncio.wait_for(checking, 30)
     finally:
-        await flags.close()
         await floors.close()
     assert await listener.received() == []  # X's row wakes nobody: the hub had to see it
