@@ -205,9 +205,10 @@ class Hub:
         await listener.add_listener("events", self._on_notify)
         for channel, callback in self._channels.items():
             await listener.add_listener(channel, lambda *args, callback=callback: callback(args[3]))
-            callback(None)
         await self.wakefulness.start(listener)  # after LISTEN: from here on a NOTIFY reaches this hub
-        self.listener_connects += 1
+        self.listener_connects += 1  # counted before anyone hears of it: a recheck may act at the next await
+        for callback in self._channels.values():
+            callback(None)  # what was notified while the hub was deaf is lost: each channel's listener rechecks
 
     async def _drop_listener(self) -> None:
         listener, self._listener = self._listener, None
