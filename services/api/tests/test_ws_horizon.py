@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from asyncpg.transaction import Transaction
 
 from journal_api.journal.repository import read_new
 from journal_api.stream.hold import YOUNG_S, follow_hold
@@ -35,6 +36,17 @@ async def held_rows(server: Running, rows: int) -> bool:
     return hold is not None and hold.rows == rows
 
 
+async def one_held_back(server: Running, older: asyncpg.Connection, later: asyncpg.Connection) -> Transaction:
+    """``older`` inserts event 1 and stays open; ``later`` commits event 2; returns once the hub sees 2 held back
+    (the caller ends ``older``'s transaction)."""
+    transaction = older.transaction()
+    await transaction.start()
+    assert await older.fetchval(INSERT, '{"n": 1}') == 1
+    assert await later.fetchval(INSERT, '{"n": 2}') == 2
+    await until(lambda: held_rows(server, 1), "the hub sees one committed event held back")
+    return transaction
+
+
 @pytest.fixture
 async def writers(db_url: str) -> AsyncIterator[tuple[asyncpg.Connection, asyncpg.Connection]]:
     """An older writer that will hold its transaction open, and a later one."""
@@ -51,11 +63,7 @@ async def test_a_later_commit_waits_for_the_older_open_transaction(
     older, later = writers
     async with journal_server() as server, connect(server.url) as client:
         await client.subscribe(cursor="0")
-        transaction = older.transaction()
-        await transaction.start()
-        assert await older.fetchval(INSERT, '{"n": 1}') == 1
-        assert await later.fetchval(INSERT, '{"n": 2}') == 2
-        await until(lambda: held_rows(server, 1), "the hub sees one committed event held back")
+        transaction = await one_held_back(server, older, later)
         assert [frame["op"] for frame in await frames_before_pong(client)] == ["live"]
         await transaction.commit()
         events = await client.events_through(2)
@@ -69,11 +77,7 @@ async def test_a_rollback_releases_the_stream_without_a_notify(
     older, later = writers
     async with journal_server() as server, connect(server.url) as client:
         await client.subscribe(cursor="0")
-        transaction = older.transaction()
-        await transaction.start()
-        await older.fetchval(INSERT, "{}")
-        await later.fetchval(INSERT, "{}")
-        await until(lambda: held_rows(server, 1), "the hub sees one committed event held back")
+        transaction = await one_held_back(server, older, later)
         await transaction.rollback()
         assert [event["id"] for event in await client.events_through(2)] == ["2"]
         await until(lambda: asyncio.sleep(0, server.hub.hold is None), "the hold is over")
