@@ -15,6 +15,7 @@ import pytest
 
 from journal_api.journal.migrations import apply_migrations, load_migrations
 from journal_api.journal.wake import forget_hub, may_sleep, register_hub, set_asleep
+from journal_api.stream.pace import BUSY_POLL_S, CALM_POLL_S
 from journal_api.stream.wakefulness import BUSY_NOTIFICATIONS, Wakefulness
 
 from .conftest import Connect, StartServer, until_asleep, write
@@ -303,20 +304,34 @@ async def test_wakefulness_sleeps_after_a_quiet_spell_and_wakes_when_busy(hub_co
         asleep: bool = await hub_conn.fetchval("SELECT asleep FROM journal_hubs WHERE name = 'h'")
         return asleep
 
-    await state.after_read(hub_conn, found=False, delivered=0, held=False)  # within the linger: still awake
-    assert (state.mode, await flag(), state.poll_s()) == ("awake", False, 0.001)
+    await state.after_read(hub_conn, rows=0, delivered=0, held=False)  # within the linger: still awake
+    assert (state.mode, await flag(), state.poll_s()) == ("awake", False, CALM_POLL_S)
     state._rows_at -= 1  # as if the linger had passed
-    await state.after_read(hub_conn, found=False, delivered=0, held=True)  # held back: no sleep
+    await state.after_read(hub_conn, rows=0, delivered=0, held=True)  # held back: no sleep
     assert (state.mode, await flag()) == ("awake", False)
-    await state.after_read(hub_conn, found=False, delivered=0, held=False)
+    await state.after_read(hub_conn, rows=0, delivered=0, held=False)
     assert (state.mode, await flag(), state.sleeps, state.poll_s()) == ("asleep", True, 1, None)
     for _ in range(BUSY_NOTIFICATIONS - 1):
         state.notified()
-    await state.after_read(hub_conn, found=True, delivered=1, held=False)  # a few wake-ups: stays asleep
+    await state.after_read(hub_conn, rows=1, delivered=1, held=False)  # a few wake-ups: stays asleep
     assert state.mode == "asleep"
     state.notified()  # BUSY_NOTIFICATIONS within BUSY_S: busy
-    await state.after_read(hub_conn, found=True, delivered=2, held=False)
+    await state.after_read(hub_conn, rows=1, delivered=2, held=False)
     assert (state.mode, await flag()) == ("awake", False)
+
+
+async def test_wakefulness_reads_at_the_busy_pace_until_it_falls_asleep_and_wakes_up_calm(
+    hub_conn: asyncpg.Connection,
+) -> None:
+    """Awake or drowsy, the pace says how often it reads; a hub that falls asleep starts its next wake calm."""
+    state = Wakefulness("h")
+    await state.start(hub_conn)
+    await state.after_read(hub_conn, rows=10_000, delivered=10_000, held=False)  # far beyond 4,000 a second
+    state.pace.delivered(0, asyncio.get_running_loop().time() + 1)  # as if a whole window had passed
+    assert (state.pace.busy, state.poll_s()) == (True, BUSY_POLL_S)
+    state._rows_at -= 1  # as if the linger had passed
+    await state.after_read(hub_conn, rows=0, delivered=10_000, held=False)
+    assert (state.mode, state.poll_s(), state.pace.busy) == ("asleep", None, False)
 
 
 async def test_wakefulness_stays_drowsy_while_a_writer_is_in_flight(
@@ -329,10 +344,10 @@ async def test_wakefulness_stays_drowsy_while_a_writer_is_in_flight(
     await transaction.start()
     await writer.fetchval(INSERT)
     state._rows_at -= 1
-    await state.after_read(hub_conn, found=False, delivered=0, held=False)
+    await state.after_read(hub_conn, rows=0, delivered=0, held=False)
     assert state.mode == "drowsy"
     await transaction.rollback()
-    await state.after_read(hub_conn, found=False, delivered=1, held=False)
+    await state.after_read(hub_conn, rows=0, delivered=1, held=False)
     assert (state.mode, state.sleeps) == ("asleep", 1)
 
 

@@ -285,7 +285,7 @@ class Hub:
         self._notified_at = None  # a NOTIFY from now on is for the next read
         listener = self._listener
         assert listener is not None  # connected by start(), replaced by _reconnect() before any read
-        found = False  # a full page came before this one
+        found = 0  # events on the full pages before this one
         while True:
             async with asyncio.timeout(_READ_TIMEOUT_S):
                 page = await read_new(listener, limit=_FETCH_LIMIT, cursor=self.head)
@@ -315,10 +315,10 @@ class Hub:
             if len(frames) < _FETCH_LIMIT:
                 self.hold = await follow_hold(self.hold, listener, page, log_after_s=self._held_log_s)
                 await self.wakefulness.after_read(
-                    listener, found=bool(frames) or found, delivered=self.head, held=self.hold is not None
+                    listener, rows=found + len(frames), delivered=self.head, held=self.hold is not None
                 )
                 return
-            found = True
+            found += len(frames)
 
     def _reset(self, epoch: str, head: int) -> None:
         self.epoch, self.floor, self.head = epoch, head, head

@@ -51,12 +51,20 @@ class _Hub(Protocol):
     def notifications(self) -> int: ...
 
 
+class _Pace(Protocol):
+    @property
+    def busy(self) -> bool: ...
+
+
 class _Wakefulness(Protocol):
     @property
     def mode(self) -> str: ...
 
     @property
     def sleeps(self) -> int: ...
+
+    @property
+    def pace(self) -> _Pace: ...
 
 
 class _Hold(Protocol):
@@ -130,6 +138,11 @@ class Metrics:
                 "journal_hub_asleep",
                 "1 while the hub sleeps (writers NOTIFY to wake it), 0 while it is awake and reads by itself.",
                 value=1 if wakefulness.mode == "asleep" else 0,
+            )
+            yield GaugeMetricFamily(
+                "journal_hub_busy",
+                "1 while the journal is busy and the awake hub reads every 10 ms instead of every 1 ms.",
+                value=1 if wakefulness.pace.busy else 0,
             )
             yield CounterMetricFamily("journal_hub_sleeps", "Times the hub fell asleep.", value=wakefulness.sleeps)
             yield CounterMetricFamily(

@@ -15,11 +15,10 @@ from typing import Literal
 import asyncpg
 
 from journal_api.journal.wake import may_sleep, register_hub, set_asleep
+from journal_api.stream.pace import Pace
 
-__all__ = ["AWAKE_POLL_S", "BUSY_NOTIFICATIONS", "BUSY_S", "LINGER_S", "Mode", "Wakefulness"]
+__all__ = ["BUSY_NOTIFICATIONS", "BUSY_S", "LINGER_S", "Mode", "Wakefulness"]
 
-AWAKE_POLL_S = 0.001
-"""Awake (writers do not notify), the hub reads the table this often."""
 LINGER_S = 0.02
 """Awake, the hub tries to sleep after reads have found nothing for this long (not after every empty read: at
 2,000 transactions/s that would flap hundreds of times a second)."""
@@ -37,13 +36,14 @@ class Wakefulness:
 
     Public attributes: ``mode`` (``awake``: its row says awake, it polls; ``drowsy``: its row says asleep, committed,
     but it has not yet checked that nothing was committed without a wake-up; ``asleep``: checked, it waits for a
-    NOTIFY), ``sleeps`` (times it fell asleep).
+    NOTIFY), ``sleeps`` (times it fell asleep), ``pace`` (how often it reads while not asleep: calm or busy).
     """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.mode: Mode = "awake"
         self.sleeps = 0
+        self.pace = Pace(0.0)
         self._rows_at = 0.0  # loop time of the last read that found events
         self._notified: deque[float] = deque(maxlen=BUSY_NOTIFICATIONS)  # arrival of the latest NOTIFYs
 
@@ -53,6 +53,7 @@ class Wakefulness:
         await register_hub(conn, self.name)
         self.mode = "awake"
         self._rows_at = asyncio.get_running_loop().time()
+        self.pace.reset(self._rows_at)
 
     def notified(self) -> None:
         """A NOTIFY arrived (called from the listener's callback: records the time, nothing else)."""
@@ -61,13 +62,14 @@ class Wakefulness:
     def poll_s(self) -> float | None:
         """How long the hub may wait for a NOTIFY before it reads anyway (``None``: as long as it takes; the
         hub's watchdog bounds every sleep)."""
-        return None if self.mode == "asleep" else AWAKE_POLL_S
+        return None if self.mode == "asleep" else self.pace.poll_s
 
-    async def after_read(self, conn: asyncpg.Connection, *, found: bool, delivered: int, held: bool) -> None:
-        """Change state after a read: wake up when busy, go to sleep after a quiet spell, but never while the
-        horizon is held back (a floor is held, so the check could not pass)."""
+    async def after_read(self, conn: asyncpg.Connection, *, rows: int, delivered: int, held: bool) -> None:
+        """Change state after a read that found ``rows`` events: wake up when busy, go to sleep after a quiet
+        spell, but never while the horizon is held back (a floor is held, so the check could not pass)."""
         now = asyncio.get_running_loop().time()
-        if found:
+        self.pace.delivered(rows, now)
+        if rows:
             if self.mode == "asleep" and self._busy(now):
                 await set_asleep(conn, self.name, False)
                 self.mode = "awake"
@@ -83,6 +85,7 @@ class Wakefulness:
         if self.mode == "drowsy" and await may_sleep(conn, delivered):
             self.mode = "asleep"
             self.sleeps += 1
+            self.pace.reset(now)  # it wakes up calm
 
     def _busy(self, now: float) -> bool:
         return len(self._notified) == BUSY_NOTIFICATIONS and now - self._notified[0] < BUSY_S
