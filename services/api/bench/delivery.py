@@ -25,7 +25,7 @@ from loadgen import Workers
 from versions import Running, target
 from writer_cost import PAYLOAD, CommitLatency
 
-__all__ = ["Delivery", "deliver"]
+__all__ = ["Delivery", "deliver", "pooled"]
 
 _INSERT = "INSERT INTO events (type, symbol, payload) VALUES ('trade.filled', 'BTC-USD', $1::jsonb) RETURNING id"
 _STATEMENT = re.compile(r"^\S+ \S+ \S+ \[\d+\] LOG:  (?:statement|execute [^:]*):(.*)$", re.MULTILINE)
@@ -33,6 +33,7 @@ _STATEMENT = re.compile(r"^\S+ \S+ \S+ \[\d+\] LOG:  (?:statement|execute [^:]*)
 
 @dataclass
 class Delivery:
+    events: int  # written
     latency: CommitLatency
     missing: int
     offered: float  # events/s the writer achieved
@@ -42,6 +43,25 @@ class Delivery:
     def describe(self) -> str:
         lost = f", {self.missing} not delivered" if self.missing else ""
         return f"{self.latency.describe()[:-1]}{lost}; {self.offered:,.0f} events/s written)"
+
+
+def pooled(parts: list[Delivery]) -> Delivery:
+    """Deliveries of one row measured in several rounds, as one: every latency sample, and the other figures
+    weighted by the events each round wrote."""
+    events = sum(part.events for part in parts)
+
+    def weighted(values: list[float]) -> float:
+        return sum(value * part.events for value, part in zip(values, parts, strict=True)) / events
+
+    statements = [part.statements_per_event for part in parts]
+    return Delivery(
+        events,
+        CommitLatency([sample for part in parts for sample in part.latency.samples]),
+        sum(part.missing for part in parts),
+        weighted([part.offered for part in parts]),
+        None if None in statements else weighted([s for s in statements if s is not None]),
+        weighted([part.notify_share for part in parts]),
+    )
 
 
 def _log_size(log: Path | None) -> int:
@@ -89,4 +109,4 @@ async def deliver(dsn: str, server: Running, token: str, rate: float, count: int
         await listener.close()
     samples = [t - sent[i] for i, t in zip(result.ids, result.times, strict=True) if i in sent]
     per_event = None if log is None else _statements_since(log, offset) / count
-    return Delivery(CommitLatency(samples), count - len(samples), offered, per_event, notified / count)
+    return Delivery(count, CommitLatency(samples), count - len(samples), offered, per_event, notified / count)
