@@ -326,7 +326,7 @@ async def test_wakefulness_reads_at_the_busy_pace_until_it_falls_asleep_and_wake
     """Awake or drowsy, the pace says how often it reads; a hub that falls asleep starts its next wake calm."""
     state = Wakefulness("h")
     await state.start(hub_conn)
-    await state.after_read(hub_conn, rows=10_000, delivered=10_000, held=False)  # far beyond 4,000 a second
+    await state.after_read(hub_conn, rows=10_000, delivered=10_000, held=False)  # far beyond 3,000 a second
     state.pace.delivered(0, asyncio.get_running_loop().time() + 1)  # as if a whole window had passed
     assert (state.pace.busy, state.poll_s()) == (True, BUSY_POLL_S)
     state._rows_at -= 1  # as if the linger had passed

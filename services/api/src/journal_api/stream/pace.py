@@ -2,7 +2,7 @@
 (docs/20_EVENT_JOURNAL.md#notify-and-waking-the-stream-only-when-it-sleeps, *Pace*).
 
 Each read also scans ``pg_locks``, the lock table the writers take their floor locks in. When the journal is busy a
-read every 1 ms costs the writers more than it buys the readers; a read every 10 ms carries 40 events or more.
+read every 1 ms costs the writers more than it buys the readers; a read every 10 ms carries 25 events or more.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ CALM_POLL_S = 0.001
 """Awake, while the journal is calm, the hub reads this often."""
 BUSY_POLL_S = 0.01
 """Awake, while the journal is busy, the hub reads this often."""
-BUSY_RATE = 4_000.0
+BUSY_RATE = 3_000.0
 """Events delivered per second, over one window, from which a calm journal counts as busy."""
 CALM_RATE = 2_500.0
 """Events delivered per second, over one window, under which a busy journal counts as calm again (the gap keeps a
 rate near one threshold from flipping the pace at every window)."""
-WINDOW_S = 0.1
-"""The rate is judged over windows at least this long."""
+WINDOW_S = 0.25
+"""The rate is judged over windows at least this long: long enough that a writer catching up after a stall of a few
+tens of milliseconds (2,000 events a second with a burst) does not count as busy."""
 
 
 class Pace:
