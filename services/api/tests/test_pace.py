@@ -68,11 +68,14 @@ async def test_a_flooded_journal_is_read_every_10_ms_until_the_flood_ends_and_me
             while flooding:
                 await write(conn, 500)
 
+        async def busy_on_metrics() -> bool:
+            return (await scrape(server.base))[("journal_hub_busy", ())] == 1
+
         task = asyncio.create_task(flood())
-        try:
-            await until(lambda: asyncio.sleep(0, server.hub.wakefulness.pace.busy), "the hub found the journal busy")
-            assert server.hub.wakefulness.poll_s() == BUSY_POLL_S
-            assert (await scrape(server.base))[("journal_hub_busy", ())] == 1
+        try:  # waited on, not asserted once: a writer stalled for a whole window on a loaded machine is calm for it
+            wakefulness = server.hub.wakefulness
+            await until(lambda: asyncio.sleep(0, wakefulness.poll_s() == BUSY_POLL_S), "the hub read at the busy pace")
+            await until(busy_on_metrics, "/metrics said the journal was busy")
         finally:
             flooding = False
             await task
