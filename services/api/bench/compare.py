@@ -133,8 +133,7 @@ async def measure(
             record(f"{key}_p99", p99, f"{p99:.2f} ms")
             if got.statements_per_event is not None:
                 record(f"{key}_statements", got.statements_per_event, f"{got.statements_per_event:.3f}")
-            count = sum(d.events for d in deliveries)
-            record(f"{key}_notify", got.notify_share, f"{got.notify_share:.1%} of {count:,}")
+            record(f"{key}_notify", got.notify_share, f"{got.notify_share:.1%} of {got.events:,}")
 
 
 def rows(v: dict[str, float], t: dict[str, str], plan: Any) -> list[tuple[str, str, str, str]]:
