@@ -38,6 +38,7 @@ STORED = [
     ('{"x": ' + '{"n": ' * 299 + "1" + "}" * 299 + "}", None),
     ('{"clean": "payload"}', JWT),  # a secret in the symbol
     ('{"below_64_bits": -9300000000000000001, "fits": -9223372036854775808}', None),
+    ('{"fits_64_bits": 9223372036854775807, "negative": -922337203685477580}', None),  # 19 digits, minus and 18
 ]
 
 
@@ -105,7 +106,7 @@ async def test_frames_carry_what_the_repository_reads(conn: asyncpg.Connection) 
         )
     stored = [await conn.fetchval("SELECT payload::text FROM events WHERE id = $1", e.id) for e in events]
     copied = [e.id for e, text, f in zip(events, stored, frames, strict=True) if text.encode() in f.wire]
-    assert copied == [1, 2, 11, 17]  # the clean ones; every other took the decoding path
+    assert copied == [1, 2, 11, 17, 19]  # the clean ones; every other took the decoding path
     assert events[16].symbol == REDACTED  # the row with a JWT as its symbol
     assert all(JWT.encode() not in frame.wire for frame in frames)
 
