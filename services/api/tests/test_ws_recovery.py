@@ -18,7 +18,7 @@ import websockets
 from journal_api.journal import repository
 from journal_api.journal.repository import FramePage
 from journal_api.stream import hub as hub_module
-from journal_api.stream.hub import LISTENER_NAME
+from journal_api.stream.listener import LISTENER_NAME
 
 from .conftest import (
     TOKEN,
@@ -305,7 +305,7 @@ async def test_shutdown_while_postgres_is_down_is_clean(
         try:
 
             async def reconnecting() -> bool:
-                return server.hub._listener is None and server.hub.listener_connects == connects
+                return server.hub._listener.connection is None and server.hub.listener_connects == connects
 
             await until(reconnecting, "the hub was trying to reconnect")
             await running.__aexit__(None, None, None)

@@ -21,7 +21,8 @@ from starlette.routing import Route, WebSocketRoute
 from journal_api.access.credentials import Authenticator
 from journal_api.access.keys import CONTROL_CHANNEL
 from journal_api.access.revocation import Revocations
-from journal_api.stream.hub import DATABASE_ERRORS, Hub
+from journal_api.stream.hub import Hub
+from journal_api.stream.listener import DATABASE_ERRORS
 from journal_api.stream.logs import LogFormat, log_config
 from journal_api.stream.metrics import Metrics
 from journal_api.stream.protocol import ProtocolError, bearer_token

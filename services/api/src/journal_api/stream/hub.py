@@ -1,4 +1,5 @@
-"""The hub: one LISTEN connection, one fetcher, and a buffer of recent rows shared by every live session.
+"""The hub: one fetcher on the LISTEN connection (``listener.py``), and a buffer of recent rows shared by every
+live session.
 
 NOTIFY is a wake-up, the table is the truth: the fetcher always reads the rows after its own position, so a lost
 notification costs latency, never an event (docs/30_WS_PROTOCOL.md#how-the-server-keeps-the-promise).
@@ -13,28 +14,18 @@ import uuid
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 
-import asyncpg
-
 from journal_api.journal.frames import Frame
-from journal_api.journal.horizon import check_horizon
 from journal_api.journal.repository import read_new
 from journal_api.journal.wake import forget_hub
 from journal_api.stream.hold import YOUNG_S, Hold, follow_hold
+from journal_api.stream.listener import DATABASE_ERRORS, LISTENER_NAME, Backoff, Listener
 from journal_api.stream.metrics import Metrics
 from journal_api.stream.wakefulness import Wakefulness
 
-__all__ = ["DATABASE_ERRORS", "LISTENER_NAME", "Hub"]
-
-LISTENER_NAME = "journal-listener"
-"""The listener's application_name, as pg_stat_activity shows it."""
-
-DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
-"""What a lost or unreachable database raises."""
+__all__ = ["Hub"]
 
 _FETCH_LIMIT = 1000
 _READ_TIMEOUT_S = 30.0  # a read that takes longer means a connection that no longer answers (as the pool's)
-_BACKOFF_FIRST_S = 0.1
-_BACKOFF_MAX_S = 5.0
 HELD_POLL_S = 0.025
 """Behind a transaction that stays open (or while asleep), the hub re-reads this often: a rolled-back transaction
 sends no NOTIFY."""
@@ -52,22 +43,6 @@ def _frame_id(frame: Frame) -> int:
 
 def _first(pair: tuple[int, float]) -> int:
     return pair[0]
-
-
-class _Backoff:
-    """Exponential backoff from 0.1 s to 5 s that logs each failure it waits after."""
-
-    def __init__(self, what: str) -> None:
-        self._what = what
-        self._delay = _BACKOFF_FIRST_S
-
-    async def wait(self, error: BaseException) -> None:
-        _log.warning("%s failed (%s); retrying in %.1f s", self._what, type(error).__name__, self._delay)
-        await asyncio.sleep(self._delay)
-        self._delay = min(self._delay * 2, _BACKOFF_MAX_S)
-
-    def reset(self) -> None:
-        self._delay = _BACKOFF_FIRST_S
 
 
 class Hub:
@@ -94,12 +69,10 @@ class Hub:
         self.head = 0
         self.generation = 0
         self.closed = False
-        self.listener_connects = 0
         self.hold: Hold | None = None
         self.wakefulness = Wakefulness(f"{LISTENER_NAME}-{uuid.uuid4()}")  # unique per process
         self.notifications = 0
         self._held_log_s = held_log_s
-        self._dsn = dsn
         self._buffer_rows = buffer_rows
         self._check_interval_s = check_interval_s
         self._rows: list[Frame] = []
@@ -110,11 +83,9 @@ class Hub:
         self._metrics = metrics
         self._waiters: dict[asyncio.Event, Push] = {}
         self._wake = asyncio.Event()
-        self._lost = False
         self._fetched = False
-        self._listener: asyncpg.Connection | None = None
+        self._listener = Listener(dsn, self.wakefulness, on_notify=self._on_notify, on_lost=self._wake.set)
         self._tasks: list[asyncio.Task[None]] = []
-        self._channels: dict[str, Callable[[str | None], None]] = {}
 
     # public methods
 
@@ -122,12 +93,12 @@ class Hub:
         """Connect the listener and take the journal's head as the starting position. Fails if the database
         cannot be reached, so the server does not start half-blind."""
         try:
-            await self._connect()
-            assert self._listener is not None
-            page = await read_new(self._listener, limit=1, cursor=0)
+            await self._listener.connect()
+            assert self._listener.connection is not None
+            page = await read_new(self._listener.connection, limit=1, cursor=0)
             self.epoch, self.head = page.epoch, page.head
         except BaseException:
-            await self._drop_listener()
+            await self._listener.drop()
             raise
         self.floor = self.head
         self._tasks = [
@@ -142,15 +113,21 @@ class Hub:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._listener is not None and not self._lost:
+        connection = self._listener.connection
+        if connection is not None and not self._listener.lost:
             with contextlib.suppress(*DATABASE_ERRORS):
-                await forget_hub(self._listener, self.wakefulness.name)  # else swept once its backend is gone
-        await self._drop_listener()
+                await forget_hub(connection, self.wakefulness.name)  # else swept once its backend is gone
+        await self._listener.drop()
 
     @property
     def listening(self) -> bool:
         """Whether the LISTEN connection is up (not lost, not being replaced, hub not closed)."""
-        return self._listener is not None and not self._lost and not self.closed
+        return self._listener.connection is not None and not self._listener.lost and not self.closed
+
+    @property
+    def listener_connects(self) -> int:
+        """How many times the LISTEN connection was made (the first connect included)."""
+        return self._listener.connects
 
     def waiter(self, push: Push) -> asyncio.Event:
         """An event the hub sets whenever the buffer or the hub's state changes, unless ``push`` took the new frames
@@ -163,7 +140,7 @@ class Hub:
         """Also LISTEN on ``channel`` (call before :meth:`start`): ``callback(payload)`` for each notification, and
         ``callback(None)`` after every (re)connect, since notifications sent while the hub was deaf are lost.
         Callbacks must not block."""
-        self._channels[channel] = callback
+        self._listener.listen(channel, callback)
 
     def forget(self, waiter: asyncio.Event) -> None:
         self._waiters.pop(waiter, None)
@@ -192,42 +169,13 @@ class Hub:
 
     # private methods
 
-    async def _connect(self) -> None:
-        await self._drop_listener()  # a half-made listener from a failed attempt is closed, never leaked
-        listener = await asyncpg.connect(
-            self._dsn,
-            server_settings={"application_name": LISTENER_NAME, "default_transaction_isolation": "read committed"},
-        )
-        listener.add_termination_listener(self._on_lost)
-        self._listener = listener  # owned from here on: _drop_listener closes it whatever happens next
-        self._lost = False
-        await check_horizon(listener)  # on every connect: the database may have been changed meanwhile
-        await listener.add_listener("events", self._on_notify)
-        for channel, callback in self._channels.items():
-            await listener.add_listener(channel, lambda *args, callback=callback: callback(args[3]))
-        await self.wakefulness.start(listener)  # after LISTEN: from here on a NOTIFY reaches this hub
-        self.listener_connects += 1  # counted before anyone hears of it: a recheck may act at the next await
-        for callback in self._channels.values():
-            callback(None)  # what was notified while the hub was deaf is lost: each channel's listener rechecks
-
-    async def _drop_listener(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.remove_termination_listener(self._on_lost)
-            with contextlib.suppress(*DATABASE_ERRORS):
-                await listener.close(timeout=1)
-
-    def _on_notify(self, *_: object) -> None:
+    def _on_notify(self) -> None:
         # Never trusted as data (the table is): only a wake-up. Callbacks must not block.
         self.notifications += 1
         self.wakefulness.notified()
         if self._notified_at is None:
             self._notified_at = asyncio.get_running_loop().time()
         self._wake.set()
-
-    def _on_lost(self, *_: object) -> None:
-        self._lost = True
-        self._wake.set()  # the fetcher replaces the connection at once
 
     def _notify_waiters(self) -> None:
         for waiter in self._waiters:
@@ -249,7 +197,7 @@ class Hub:
 
     async def _fetch_forever(self) -> None:
         """The one task that uses the hub's connection: replaces it when lost, then reads."""
-        backoff = _Backoff("reading new events")
+        backoff = Backoff("reading new events")
         loop = asyncio.get_running_loop()
         while True:
             # Awake, poll: writers do not notify. Asleep, wait for a NOTIFY (or the watchdog). Held back, poll too
@@ -264,12 +212,12 @@ class Hub:
                     await self._wake.wait()
             self._wake.clear()
             try:
-                if self._lost:
-                    await self._reconnect()
+                if self._listener.lost:
+                    await self._listener.reconnect()  # a lost connection wakes the fetcher: replaced at once
                 await self._fetch()
             except Exception as exc:  # live delivery for everyone must outlive any one fault
                 if isinstance(exc, DATABASE_ERRORS):
-                    self._lost = True  # the connection may be gone: replace it before reading again
+                    self._listener.lost = True  # the connection may be gone: replace it before reading again
                 else:
                     _log.exception("reading new events hit a fault")
                 await backoff.wait(exc)
@@ -283,8 +231,8 @@ class Hub:
         self._fetched = True
         noticed = self._notified_at or asyncio.get_running_loop().time()
         self._notified_at = None  # a NOTIFY from now on is for the next read
-        listener = self._listener
-        assert listener is not None  # connected by start(), replaced by _reconnect() before any read
+        listener = self._listener.connection
+        assert listener is not None  # connected by start(), replaced by reconnect() before any read
         found = 0  # events on the full pages before this one
         while True:
             async with asyncio.timeout(_READ_TIMEOUT_S):
@@ -348,16 +296,3 @@ class Hub:
             if not self._fetched:
                 self._wake.set()
             self._fetched = False
-
-    async def _reconnect(self) -> None:
-        _log.warning("lost the LISTEN connection; reconnecting")
-        await self._drop_listener()
-        backoff = _Backoff("reconnecting the listener")
-        while True:
-            try:
-                await self._connect()
-            except DATABASE_ERRORS as exc:
-                await backoff.wait(exc)
-            else:
-                break
-        _log.info("listener reconnected; re-reading the journal")  # the read that follows also notices a reset

@@ -18,7 +18,8 @@ from journal_api.access.grants import GrantError, effective_filter
 from journal_api.access.revocation import Revocations
 from journal_api.journal.repository import journal_state
 from journal_api.stream.guard import Guard, forbidden
-from journal_api.stream.hub import DATABASE_ERRORS, Hub
+from journal_api.stream.hub import Hub
+from journal_api.stream.listener import DATABASE_ERRORS
 from journal_api.stream.logs import FIELDS
 from journal_api.stream.metrics import Metrics
 from journal_api.stream.protocol import (
