@@ -112,8 +112,13 @@ async def test_failing_file_rolls_back_entirely(db_url: str, folder: Path) -> No
     (folder / "0902_broken.sql").write_text("CREATE TABLE half (x int); SELECT no_such_function();")
     conn = await asyncpg.connect(db_url)
     try:
-        with pytest.raises(asyncpg.UndefinedFunctionError):
+        with pytest.raises(
+            MigrationError,
+            match=r"^0902_broken.sql failed and changed nothing: function no_such_function\(\) does not exist "
+            r"\(hint: No function matches",
+        ) as raised:
             await apply_migrations(conn, load_migrations(folder))
+        assert isinstance(raised.value.__cause__, asyncpg.UndefinedFunctionError)
         assert await applied_versions(conn) == SHIPPED
         assert await conn.fetchval("SELECT to_regclass('half')") is None
         assert await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 0

@@ -86,13 +86,17 @@ async def apply_migrations(conn: asyncpg.Connection, migrations: list[Migration]
         for migration in migrations:
             if migration.version in applied:
                 continue
-            async with conn.transaction():
-                await conn.execute(migration.sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)",
-                    migration.version,
-                    migration.checksum,
-                )
+            try:
+                async with conn.transaction():
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)",
+                        migration.version,
+                        migration.checksum,
+                    )
+            except asyncpg.PostgresError as exc:
+                hint = f" (hint: {exc.hint})" if exc.hint else ""
+                raise MigrationError(f"{migration.version} failed and changed nothing: {exc.message}{hint}") from exc
             done.append(migration.version)
         return done
     finally:
