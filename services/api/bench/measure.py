@@ -106,11 +106,11 @@ async def measure(server_url: str, plan: Plan, log: Path | None, work: Path) -> 
         # No stream server runs here: this is what the triggers cost the writers. Plain and journal runs alternate
         # in short rounds, so drift in this shared machine's speed falls on both alike.
         for n in plan.insert_writers:
-            plain = journal = 0.0
-            for _ in range(plan.insert_rounds):
-                plain += await insert_throughput(dsn, "plain_events", n, plan.insert_seconds)
-                journal += await insert_throughput(dsn, "events", n, plan.insert_seconds)
-            plain, journal = plain / plan.insert_rounds, journal / plan.insert_rounds
+            rates = {"plain_events": 0.0, "events": 0.0}
+            for turn in range(plan.insert_rounds):  # each table first every other round, as writer_cost.rounds
+                for table in list(rates) if turn % 2 == 0 else list(rates)[::-1]:
+                    rates[table] += await insert_throughput(dsn, table, n, plan.insert_seconds)
+            plain, journal = rates["plain_events"] / plan.insert_rounds, rates["events"] / plan.insert_rounds
             figures.set(
                 f"inserts_{n}", journal / plain, f"{journal / plain:.2f} ({journal:,.0f} vs {plain:,.0f} rows/s)"
             )

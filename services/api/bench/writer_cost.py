@@ -5,8 +5,8 @@ Twins (``TWINS``, each ``LIKE events INCLUDING ALL`` with a plain sequence of it
 ``notify_row`` has the journal's per-row ``pg_notify('events', NEW.id::text)`` and nothing else (the fair baseline
 of any LISTEN/NOTIFY design); ``notify_stmt`` sends one NOTIFY per statement carrying the statement's newest id.
 
-Variants of one comparison alternate within each round and the median round counts, so drift in this shared
-machine's speed falls on all of them alike.
+Variants of one comparison alternate within each round, in reverse order every other round, and the median round
+counts, so drift in this shared machine's speed and what one variant leaves for the next fall on all of them alike.
 """
 
 from __future__ import annotations
@@ -105,11 +105,13 @@ async def throughput(variant: Insert, writers: int, seconds: float) -> float:
 
 async def rounds(variants: dict[str, Insert], writers: int, seconds: float, count: int) -> dict[str, float]:
     """The median over ``count`` rounds of each variant's rows/s; within a round the variants run one after the
-    other, in the same order every round."""
+    other, in reverse order every other round. A variant may leave work behind for the next one (autovacuum of
+    the rows it wrote, WAL to recycle), so no variant always follows the same one (docs/BENCHMARKS.md)."""
     measured: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(count):
-        for name, variant in variants.items():
-            measured[name].append(await throughput(variant, writers, seconds))
+    names = list(variants)
+    for turn in range(count):
+        for name in names if turn % 2 == 0 else names[::-1]:
+            measured[name].append(await throughput(variants[name], writers, seconds))
     return {name: statistics.median(values) for name, values in measured.items()}
 
 
