@@ -1,8 +1,9 @@
 """How often an awake hub reads by itself: every 1 ms while the journal is calm, every 10 ms while it is busy
 (docs/20_EVENT_JOURNAL.md#notify-and-waking-the-stream-only-when-it-sleeps, *Pace*).
 
-Each read also scans ``pg_locks``, the lock table the writers take their floor locks in. When the journal is busy a
-read every 1 ms costs the writers more than it buys the readers; a read every 10 ms carries 25 events or more.
+Each read has a fixed cost in the server and its database backend (a statement, a round trip, a scan of ``pg_locks``).
+When the journal is busy a read every 1 ms costs the writers more than it buys the readers; a read every 10 ms
+carries 25 events or more.
 """
 
 from __future__ import annotations
