@@ -114,7 +114,7 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         connection = self._listener.connection
-        if connection is not None and not self._listener.lost:
+        if connection is not None and self._listener.up:  # the check narrows the type for the call
             with contextlib.suppress(*DATABASE_ERRORS):
                 await forget_hub(connection, self.wakefulness.name)  # else swept once its backend is gone
         await self._listener.drop()
@@ -122,7 +122,7 @@ class Hub:
     @property
     def listening(self) -> bool:
         """Whether the LISTEN connection is up (not lost, not being replaced, hub not closed)."""
-        return self._listener.connection is not None and not self._listener.lost and not self.closed
+        return self._listener.up and not self.closed
 
     @property
     def listener_connects(self) -> int:

@@ -73,6 +73,11 @@ class Listener:
         self._on_lost_callback = on_lost
         self._channels: dict[str, Callable[[str | None], None]] = {}
 
+    @property
+    def up(self) -> bool:
+        """Whether there is a connection and it is not known to be lost."""
+        return self.connection is not None and not self.lost
+
     def listen(self, channel: str, callback: Callable[[str | None], None]) -> None:
         """Also LISTEN on ``channel`` from the next connect on: ``callback(payload)`` for each notification, and
         ``callback(None)`` after every connect."""
