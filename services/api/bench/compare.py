@@ -7,6 +7,7 @@ this working tree side by side with earlier revisions (``versions.REVISIONS``) i
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +38,11 @@ PLAN: dict[str, tuple[Any, Any]] = {
 
 _BEFORE, _HORIZON = list(REVISIONS)
 _MISSING = "not measured (revision not in this clone)"
-_NAMES = {"alone": "current with no server (its triggers alone)", "current": "current with its server and 1 client"}
+_NAMES = {
+    "alone": "current with no server (its triggers alone)",
+    "alone_read": "current with no server, read back by a bare reader",
+    "current": "current with its server and 1 client",
+}
 
 Record = Callable[[str, float, str], None]
 
@@ -69,6 +74,10 @@ async def measure(
         variants |= {label: Insert(dsn) for label, dsn in journals.items()}
         # the same journal with no server at all: what the triggers alone cost, apart from the server and its client
         variants["alone"] = Insert(await create_journal(admin, server_url, CURRENT, names))
+        # what reading every row back costs by itself, with no server: the plain table read by a bare reader (the
+        # floor of any design that delivers on this machine), and the journal read by one with the hub's statement
+        variants["plain_read"] = Insert(tables, "plain", read_back=True)
+        variants["alone_read"] = Insert(variants["alone"].dsn, read_back=True)
         with serve(CURRENT, journals["current"], work, token) as server:
             attached = await asyncio.to_thread(Workers, target(server.port, token), 1, 1)
             listening = await asyncpg.connect(journals["current"])  # counts the writers' NOTIFYs
@@ -78,7 +87,7 @@ async def measure(
                 for mode, work_s in (("auto", 0.0), ("work", plan.writer_work_s)):
                     for n in plan.writer_counts:
                         measured = await rounds(
-                            {k: Insert(v.dsn, v.table, work_s=work_s) for k, v in variants.items()},
+                            {k: dataclasses.replace(v, work_s=work_s) for k, v in variants.items()},
                             n,
                             plan.writer_seconds,
                             plan.writer_rounds,
@@ -152,7 +161,9 @@ def rows(v: dict[str, float], t: dict[str, str], plan: Any) -> list[tuple[str, s
             key = f"w_{mode}_{n}_"
             plain, twin = v[key + "plain"], v[key + "twin"]
             parts = [f"plain {plain:,.0f}", f"NOTIFY twin {twin:,.0f} ({_ratio(twin, plain)} plain)"]
-            for label in (_BEFORE, _HORIZON, "alone", "current"):
+            if (read := v.get(key + "plain_read")) is not None:
+                parts.append(f"plain read back by a bare reader {read:,.0f} ({_ratio(read, plain)} plain)")
+            for label in (_BEFORE, _HORIZON, "alone", "alone_read", "current"):
                 name = _NAMES.get(label, label)
                 got = v.get(key + label)
                 parts.append(
@@ -162,6 +173,8 @@ def rows(v: dict[str, float], t: dict[str, str], plan: Any) -> list[tuple[str, s
                 )
             target, ok = "report", ""
             current = v[key + "current"]
+            if read is not None:
+                parts.append(f"current over plain read back {_ratio(current, read)}")
             if n == 8 and mode == "auto":
                 target = "current >= 0.9x NOTIFY twin (issue 11); >= 0.75x plain (issue 14)"
                 ok = verdict(current >= 0.9 * twin and current >= 0.75 * plain)

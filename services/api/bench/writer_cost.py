@@ -12,9 +12,13 @@ counts, so drift in this shared machine's speed and what one variant leaves for 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
+import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 
@@ -63,6 +67,7 @@ class Insert:
     table: str = "events"
     rows: int = 1  # rows per INSERT statement
     work_s: float = 0.0  # other work inside the transaction after the insert (then it is begin/insert/commit)
+    read_back: bool = False  # while it writes, a bare reader (bare_reader.py, its own process) reads every row
 
     @property
     def sql(self) -> str:
@@ -74,9 +79,35 @@ class Insert:
         )
 
 
+@contextlib.asynccontextmanager
+async def _reading(variant: Insert) -> AsyncIterator[None]:
+    """A bare reader of ``variant``'s table for the duration, when it asks for one."""
+    if not variant.read_back:
+        yield
+        return
+    script = Path(__file__).with_name("bare_reader.py")
+    reader = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), variant.dsn, variant.table, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert reader.stdout is not None
+        if await reader.stdout.readline() != b"reading\n":
+            raise RuntimeError(f"the bare reader of {variant.table} did not start (exit {await reader.wait()})")
+        yield
+    finally:
+        if reader.returncode is None:
+            reader.terminate()
+        await reader.wait()
+
+
 async def throughput(variant: Insert, writers: int, seconds: float) -> float:
     """Rows/s with ``writers`` connections writing as fast as they can: one autocommit INSERT per transaction, or
     ``begin; INSERT; work_s of other work (the connection idle in its transaction); commit``."""
+    async with _reading(variant):
+        return await _write(variant, writers, seconds)
+
+
+async def _write(variant: Insert, writers: int, seconds: float) -> float:
     conns = [await asyncpg.connect(variant.dsn) for _ in range(writers)]
     sql = variant.sql
     counts = [0] * writers
