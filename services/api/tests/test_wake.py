@@ -15,8 +15,11 @@ import pytest
 
 from journal_api.journal.migrations import apply_migrations, load_migrations
 from journal_api.journal.wake import forget_hub, may_sleep, register_hub, set_asleep
+from journal_api.stream import hub as hub_module
+from journal_api.stream import listener as listener_module
+from journal_api.stream import wakefulness as wakefulness_module
 from journal_api.stream.pace import BUSY_POLL_S, CALM_POLL_S
-from journal_api.stream.wakefulness import BUSY_NOTIFICATIONS, Wakefulness
+from journal_api.stream.wakefulness import BUSY_NOTIFICATIONS, SWEEP_S, Wakefulness
 
 from .conftest import Connect, StartServer, until_asleep, write
 from .test_operations import scrape
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     from conftest import PostgresOutage  # the root conftest's fixture type
 
 INSERT = "INSERT INTO events (type) VALUES ('order.submitted') RETURNING id"
+_RETRIED = "reconnecting the listener failed (TimeoutError); retrying"
 
 
 class Listener:
@@ -254,26 +258,58 @@ async def test_an_undeclared_two_phase_writer_fails_whether_hubs_sleep_or_not(
     assert await writer.fetchval("SELECT count(*) FROM pg_prepared_xacts") == 0
 
 
-async def test_a_dead_hub_left_asleep_is_swept_and_writers_stop_notifying(
-    db_url: str, hub_conn: asyncpg.Connection, writer: asyncpg.Connection, listener: Listener
-) -> None:
-    """A hub whose backend is gone while marked asleep makes writers notify until a hub registers or changes
-    its flag, which sweeps its row."""
+async def leave_a_dead_hub_asleep(db_url: str, conn: asyncpg.Connection) -> None:
+    """Register hub ``dead`` asleep, then end its backend (a hub that died while asleep): its row stays."""
     dead = await asyncpg.connect(db_url)
     await register_hub(dead, "dead")
     await set_asleep(dead, "dead", True)
     dead_pid = dead.get_server_pid()
     await dead.close()
     await until(
-        lambda: hub_conn.fetchval("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1", dead_pid),
+        lambda: conn.fetchval("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1", dead_pid),
         "the dead hub's backend is gone",
     )
+
+
+async def hub_names(conn: asyncpg.Connection) -> list[str]:
+    names: list[str] = await conn.fetchval("SELECT array_agg(name ORDER BY name) FROM journal_hubs")
+    return names
+
+
+async def test_a_dead_hub_left_asleep_is_swept_and_writers_stop_notifying(
+    db_url: str, hub_conn: asyncpg.Connection, writer: asyncpg.Connection, listener: Listener
+) -> None:
+    """A hub whose backend is gone while marked asleep makes writers notify until a hub registers or changes
+    its flag, which sweeps its row."""
+    await leave_a_dead_hub_asleep(db_url, hub_conn)
     await writer.fetchval(INSERT)
     assert await listener.received() == ["1"]
     await set_asleep(hub_conn, "h", False)  # sweeps
-    assert await hub_conn.fetchval("SELECT array_agg(name) FROM journal_hubs") == ["h"]
+    assert await hub_names(hub_conn) == ["h"]
     await writer.fetchval(INSERT)
     assert await listener.received() == ["1"]
+
+
+async def test_an_awake_hub_that_notifies_still_reach_sweeps_a_dead_hub_at_most_once_a_second(
+    db_url: str, hub_conn: asyncpg.Connection, writer: asyncpg.Connection, listener: Listener
+) -> None:
+    """Under steady load an awake hub never changes its flag; a NOTIFY reaching it says some row is asleep, so it
+    sweeps (no more often than SWEEP_S), and writers stop paying for a hub that died asleep."""
+    state = Wakefulness("h")
+    await state.start(hub_conn)  # registering sweeps: the dead hub comes after
+    await leave_a_dead_hub_asleep(db_url, hub_conn)
+    await writer.fetchval(INSERT)
+    assert await listener.received() == ["1"]
+    state._swept_at = asyncio.get_running_loop().time()  # as if it had just swept
+    state.notified()
+    await state.after_read(hub_conn, rows=1, delivered=1, held=False)
+    assert (state.mode, await hub_names(hub_conn)) == ("awake", ["dead", "h"])  # swept under SWEEP_S ago: not yet
+    state._swept_at -= SWEEP_S  # as if SWEEP_S had passed
+    await state.after_read(hub_conn, rows=1, delivered=1, held=False)
+    assert (state.mode, await hub_names(hub_conn)) == ("awake", ["h"])
+    await writer.fetchval(INSERT)
+    assert await listener.received() == ["1"]  # nobody asleep: no NOTIFY
+    await state.after_read(hub_conn, rows=1, delivered=2, held=False)  # no NOTIFY since that sweep: no statement
 
 
 async def test_a_hub_whose_row_vanished_makes_it_again(hub_conn: asyncpg.Connection) -> None:
@@ -318,6 +354,29 @@ async def test_wakefulness_sleeps_after_a_quiet_spell_and_wakes_when_busy(hub_co
     state.notified()  # BUSY_NOTIFICATIONS within BUSY_S: busy
     await state.after_read(hub_conn, rows=1, delivered=2, held=False)
     assert (state.mode, await flag()) == ("awake", False)
+
+
+async def test_a_drowsy_hub_that_notifications_show_busy_wakes_up(
+    hub_conn: asyncpg.Connection, writer: asyncpg.Connection
+) -> None:
+    """Drowsy (its row says asleep; a writer in flight kept it from sleeping), writers notify: BUSY_NOTIFICATIONS
+    within BUSY_S wake it as they would an asleep hub, so a burst that starts then stops paying for NOTIFY."""
+    state = Wakefulness("h")
+    await state.start(hub_conn)
+    transaction = writer.transaction()
+    await transaction.start()
+    await writer.fetchval(INSERT)
+    state._rows_at -= 1  # as if the linger had passed
+    await state.after_read(hub_conn, rows=0, delivered=0, held=False)
+    assert state.mode == "drowsy"
+    await transaction.commit()
+    for _ in range(BUSY_NOTIFICATIONS):
+        state.notified()
+    await state.after_read(hub_conn, rows=1, delivered=1, held=False)
+    assert (state.mode, await hub_conn.fetchval("SELECT asleep FROM journal_hubs WHERE name = 'h'")) == (
+        "awake",
+        False,
+    )
 
 
 async def test_wakefulness_reads_at_the_busy_pace_until_it_falls_asleep_and_wakes_up_calm(
@@ -384,6 +443,59 @@ async def test_a_sleeping_hub_is_woken_by_the_next_commit_and_shows_it_on_metric
         figures = await scrape(server.base)
         assert figures[("journal_notifications_total", ())] >= 1
     assert await writer.fetchval("SELECT count(*) FROM journal_hubs") == 0  # a clean stop removes its row
+
+
+async def test_after_commit_prepared_a_notify_wakes_a_hub_that_slept_through_the_prepared_transaction(
+    journal_server: StartServer, writer: asyncpg.Connection
+) -> None:
+    """The two-phase rule's last step: a hub asleep before the declared transaction took its floor never read it,
+    so the NOTIFY that follows COMMIT PREPARED is what wakes it (its watchdog here: 600 s)."""
+    async with journal_server(check_interval_s=600) as server:
+        await until_asleep(server.hub)
+        await writer.execute("BEGIN; SET LOCAL journal.two_phase = on")
+        (event_id,) = await write(writer)
+        await writer.execute("PREPARE TRANSACTION 'wake-after-commit-prepared'")
+        await writer.execute("COMMIT PREPARED 'wake-after-commit-prepared'")
+        assert (server.hub.wakefulness.mode, server.hub.head) == ("asleep", 0)  # nothing told it
+        await writer.execute("NOTIFY events")
+        await until(lambda: asyncio.sleep(0, server.hub.head == event_id), "the NOTIFY woke the hub")
+
+
+async def test_a_hub_whose_flag_statement_hangs_replaces_its_connection(
+    db_url: str,
+    journal_server: StartServer,
+    writer: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A statement that never returns (here the hub's row, locked by a stray transaction, holds up its flag's
+    UPDATE) stalls the hub no longer than the read's timeout: it drops the connection, reconnects (each attempt
+    bounded too), and delivers again once the lock is gone."""
+    monkeypatch.setattr(hub_module, "_READ_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(listener_module, "CONNECT_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(wakefulness_module, "BUSY_NOTIFICATIONS", 1)  # one NOTIFY is busy: it writes its flag
+    monkeypatch.setattr(wakefulness_module, "BUSY_S", 3600.0)
+    async with journal_server(check_interval_s=600) as server:
+        await until_asleep(server.hub)
+        stalled = await writer.fetchval("SELECT pid FROM journal_hubs")
+        stray = await asyncpg.connect(db_url)
+        try:
+            async with stray.transaction():
+                await stray.execute("SELECT 1 FROM journal_hubs FOR UPDATE")
+                await write(writer)  # notifies: the hub reads it, is busy, and its UPDATE waits on the lock
+                await until(
+                    lambda: writer.fetchval("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1", stalled),
+                    "the hub gave up the connection whose statement never returned",
+                )
+                await until(  # registering waits on the same lock: each attempt is given up and tried again
+                    lambda: asyncio.sleep(0, any(r.getMessage().startswith(_RETRIED) for r in caplog.records)),
+                    "a reconnect attempt that hung was given up",
+                )
+        finally:
+            await stray.close()
+        (event_id,) = await write(writer)
+        await until(lambda: asyncio.sleep(0, server.hub.head == event_id), "the hub delivers on its new connection")
+        assert await writer.fetchval("SELECT pid FROM journal_hubs") != stalled
 
 
 async def test_a_writer_paused_between_its_floor_and_its_id_keeps_the_hub_from_sleeping(

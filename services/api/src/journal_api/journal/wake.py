@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncpg
 
-__all__ = ["forget_hub", "may_sleep", "register_hub", "set_asleep"]
+__all__ = ["forget_hub", "may_sleep", "register_hub", "set_asleep", "sweep_hubs"]
 
-# A row whose backend is gone (its hub died) is swept whenever a hub registers or changes its flag: a dead hub
-# left asleep would make every writer notify for good. A backend whose start another role may not see counts as
-# alive (never sweep a live hub's row).
+# A row whose backend is gone (its hub died) is swept whenever a hub registers or changes its flag, and by an awake
+# hub that NOTIFYs still reach: a dead hub left asleep would make every writer notify for good. A backend whose
+# start another role may not see counts as alive (never sweep a live hub's row).
 _SWEEP = """
     DELETE FROM journal_hubs AS h
     WHERE NOT EXISTS (
@@ -45,6 +45,11 @@ async def set_asleep(conn: asyncpg.Connection, name: str, asleep: bool) -> None:
     if await conn.fetchval(_SET, name, asleep) is None:
         await register_hub(conn, name)
         await conn.fetchval(_SET, name, asleep)
+
+
+async def sweep_hubs(conn: asyncpg.Connection) -> None:
+    """Delete the rows of hubs whose backend is gone."""
+    await conn.execute(_SWEEP)
 
 
 async def may_sleep(conn: asyncpg.Connection, delivered: int) -> bool:

@@ -25,7 +25,7 @@ from journal_api.stream.wakefulness import Wakefulness
 __all__ = ["Hub"]
 
 _FETCH_LIMIT = 1000
-_READ_TIMEOUT_S = 30.0  # a read that takes longer means a connection that no longer answers (as the pool's)
+_READ_TIMEOUT_S = 30.0  # a statement that takes longer means a connection that no longer answers (as the pool's)
 HELD_POLL_S = 0.025
 """Behind a transaction that stays open (or while asleep), the hub re-reads this often: a rolled-back transaction
 sends no NOTIFY."""
@@ -261,10 +261,11 @@ class Hub:
             if frames:
                 self._deliver(frames, old_head, noticed)
             if len(frames) < _FETCH_LIMIT:
-                self.hold = await follow_hold(self.hold, listener, page, log_after_s=self._held_log_s)
-                await self.wakefulness.after_read(
-                    listener, rows=found + len(frames), delivered=self.head, held=self.hold is not None
-                )
+                async with asyncio.timeout(_READ_TIMEOUT_S):  # the hold's count, the flag, the check: as the read
+                    self.hold = await follow_hold(self.hold, listener, page, log_after_s=self._held_log_s)
+                    await self.wakefulness.after_read(
+                        listener, rows=found + len(frames), delivered=self.head, held=self.hold is not None
+                    )
                 return
             found += len(frames)
 

@@ -18,7 +18,7 @@ import asyncpg
 from journal_api.journal.horizon import check_horizon
 from journal_api.stream.wakefulness import Wakefulness
 
-__all__ = ["DATABASE_ERRORS", "LISTENER_NAME", "Backoff", "Listener"]
+__all__ = ["CONNECT_TIMEOUT_S", "DATABASE_ERRORS", "LISTENER_NAME", "Backoff", "Listener"]
 
 LISTENER_NAME = "journal-listener"
 """The listener's application_name, as pg_stat_activity shows it."""
@@ -26,6 +26,9 @@ LISTENER_NAME = "journal-listener"
 DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 """What a lost or unreachable database raises."""
 
+CONNECT_TIMEOUT_S = 30.0
+"""A reconnect (connect, check, LISTEN, register) that takes longer is given up and tried again after the backoff:
+a statement that never returns (a connection that no longer answers, a lock) must not stall the hub for good."""
 _BACKOFF_FIRST_S = 0.1
 _BACKOFF_MAX_S = 5.0
 _log = logging.getLogger("journal_api.hub")  # the hub's lines, whichever module writes them
@@ -109,7 +112,8 @@ class Listener:
         backoff = Backoff("reconnecting the listener")
         while True:
             try:
-                await self.connect()
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    await self.connect()
             except DATABASE_ERRORS as exc:
                 await backoff.wait(exc)
             else:

@@ -136,8 +136,9 @@ class Metrics:
             wakefulness = self.hub.wakefulness
             yield GaugeMetricFamily(
                 "journal_hub_asleep",
-                "1 while the hub sleeps (writers NOTIFY to wake it), 0 while it is awake and reads by itself.",
-                value=1 if wakefulness.mode == "asleep" else 0,
+                "1 while the hub's row says asleep (writers NOTIFY to wake it: it sleeps, or is about to), 0 while it"
+                " is awake and reads by itself.",
+                value=0 if wakefulness.mode == "awake" else 1,
             )
             yield GaugeMetricFamily(
                 "journal_hub_busy",
